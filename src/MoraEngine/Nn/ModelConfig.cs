@@ -1,0 +1,98 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MoraEngine.Nn;
+
+/// <summary>The two decoder families.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<Architecture>))]
+public enum Architecture
+{
+    /// <summary>Pre-LN LayerNorm, learned positions, GELU MLP (up, down).</summary>
+    Gpt2,
+    /// <summary>RMSNorm, rotary positions, SwiGLU MLP (gate, up, down).</summary>
+    Llama,
+}
+
+/// <summary>A decoder-only transformer's shape. Serialised as JSON next to checkpoints.</summary>
+public sealed record ModelConfig
+{
+    public Architecture Architecture { get; init; } = Architecture.Gpt2;
+    public int VocabSize { get; init; } = 256;
+    public int DModel { get; init; } = 256;
+    public int Layers { get; init; } = 4;
+    public int Heads { get; init; } = 4;
+    public int Context { get; init; } = 128;
+    /// <summary>MLP hidden size; 0 picks 4·d (GPT-2) or the LLaMA rule ⌈(8/3·d)/32⌉·32.</summary>
+    public int FfHidden { get; init; }
+    public bool Bias { get; init; }
+    public float Dropout { get; init; }
+    public float RopeTheta { get; init; } = 10000f;
+    public float NormEps { get; init; } = 1e-5f;
+
+    /// <summary>The MLP hidden size in use.</summary>
+    [JsonIgnore]
+    public int FfHiddenResolved => FfHidden > 0 ? FfHidden
+        : Architecture == Architecture.Gpt2 ? 4 * DModel : (int)Math.Ceiling(8.0 * DModel / 3 / 32) * 32;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first bad field.</summary>
+    public void Validate()
+    {
+        void Positive(int v, string name)
+        {
+            if (v <= 0) throw new ArgumentException($"ModelConfig: {name} must be positive, got {v}.");
+        }
+        Positive(VocabSize, nameof(VocabSize));
+        Positive(DModel, nameof(DModel));
+        Positive(Layers, nameof(Layers));
+        Positive(Heads, nameof(Heads));
+        Positive(Context, nameof(Context));
+        if (DModel % Heads != 0) throw new ArgumentException($"ModelConfig: DModel {DModel} is not divisible by Heads {Heads}.");
+        if (Architecture == Architecture.Llama && DModel / Heads % 2 != 0)
+            throw new ArgumentException($"ModelConfig: rotary embeddings need an even head size, got {DModel / Heads}.");
+        if (Dropout is < 0 or >= 1) throw new ArgumentException($"ModelConfig: Dropout must be in [0, 1), got {Dropout}.");
+        if (FfHidden < 0) throw new ArgumentException($"ModelConfig: FfHidden must be ≥ 0, got {FfHidden}.");
+    }
+
+    /// <summary>The CPU benchmark model: GPT-2 style, vocab 256, d 256, 4 layers, 4 heads, context 128.</summary>
+    public static ModelConfig SmallCpu => new() { Architecture = Architecture.Gpt2, VocabSize = 256, DModel = 256, Layers = 4, Heads = 4, Context = 128 };
+
+    /// <summary>The GPU benchmark model: small-cpu at d 512, 6 layers, 8 heads.</summary>
+    public static ModelConfig SmallGpu => new() { Architecture = Architecture.Gpt2, VocabSize = 256, DModel = 512, Layers = 6, Heads = 8, Context = 128 };
+
+    /// <summary>A LLaMA-style counterpart of small-cpu.</summary>
+    public static ModelConfig SmallLlama => new() { Architecture = Architecture.Llama, VocabSize = 256, DModel = 256, Layers = 4, Heads = 4, Context = 128, NormEps = 1e-6f };
+
+    /// <summary>Seconds-sized model for tests and the synthetic task.</summary>
+    public static ModelConfig Tiny => new() { Architecture = Architecture.Gpt2, VocabSize = 32, DModel = 64, Layers = 2, Heads = 4, Context = 32 };
+
+    /// <summary>Named presets: small-cpu, small-gpu, small-llama, tiny.</summary>
+    public static ModelConfig Preset(string name) => name switch
+    {
+        "small-cpu" => SmallCpu,
+        "small-gpu" => SmallGpu,
+        "small-llama" => SmallLlama,
+        "tiny" => Tiny,
+        _ => throw new ArgumentException($"Unknown model preset '{name}' (known: small-cpu, small-gpu, small-llama, tiny)."),
+    };
+
+    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Parses and validates a config; errors name the problem.</summary>
+    public static ModelConfig FromJson(string json)
+    {
+        ModelConfig? c;
+        try
+        {
+            c = JsonSerializer.Deserialize<ModelConfig>(json, Json);
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"ModelConfig: invalid JSON: {e.Message}", e);
+        }
+        if (c == null) throw new ArgumentException("ModelConfig: JSON is null.");
+        c.Validate();
+        return c;
+    }
+}
