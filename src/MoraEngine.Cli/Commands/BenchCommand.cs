@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MoraEngine.Backends.Cpu;
+using MoraEngine.Nn;
+using MoraEngine.Training;
+using Spectre.Console;
+
+namespace MoraEngine.Cli.Commands;
+
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("bench", "Quick performance measurements (BenchmarkDotNet suites live in bench/).");
+        cmd.Subcommands.Add(Gemm());
+        cmd.Subcommands.Add(Step());
+        return cmd;
+    }
+
+    private static Command Gemm()
+    {
+        var size = new Option<int[]>("--size") { Description = "Matrix size N of an N×N×N product (repeatable).", DefaultValueFactory = _ => [1024], AllowMultipleArgumentsPerToken = true };
+        var repeats = new Option<int>("--repeats") { Description = "Timed repetitions (best is reported).", DefaultValueFactory = _ => 5 };
+        var json = new Option<bool>("--json") { Description = "One JSON object per line." };
+        var cmd = new Command("gemm", "GFLOP/s of the CPU SGEMM on square matrices.") { size, repeats, json };
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            foreach (var n in r.GetValue(size)!)
+            {
+                if (n <= 0) throw new ArgumentException($"--size must be positive, got {n}.");
+                var gflops = GemmBench.MeasureGflops(n, Math.Max(1, r.GetValue(repeats)));
+                if (r.GetValue(json))
+                    Console.WriteLine(JsonSerializer.Serialize(new { benchmark = "gemm", size = n, gflops = Math.Round(gflops, 1) }));
+                else
+                    AnsiConsole.MarkupLine($"gemm {n}×{n}×{n}: [bold]{gflops.ToString("F1", CultureInfo.InvariantCulture)}[/] GFLOP/s");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static Command Step()
+    {
+        var config = new Option<string>("--config") { Description = "Model preset (small-cpu, small-gpu, small-llama, tiny) or a JSON config file.", DefaultValueFactory = _ => "small-cpu" };
+        var method = new Option<string>("--method") { Description = "What trains: fft (every parameter).", DefaultValueFactory = _ => "fft" };
+        var batch = new Option<int>("--batch") { Description = "Rows per step.", DefaultValueFactory = _ => 16 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps (median reported).", DefaultValueFactory = _ => 10 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps.", DefaultValueFactory = _ => 3 };
+        var json = new Option<bool>("--json") { Description = "One JSON object per line." };
+        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, batch, steps, warmup, json };
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            var configName = r.GetValue(config)!;
+            var cfg = CliConfig.LoadModelConfig(configName);
+            var m = r.GetValue(method)!;
+            if (m != "fft") throw new ArgumentException($"--method '{m}' is not available (known: fft).");
+            var res = StepBench.Run(cfg, configName, m, r.GetValue(batch), r.GetValue(warmup), r.GetValue(steps));
+            if (r.GetValue(json))
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    benchmark = "step", config = res.Config, method = res.Method, trainable_params = res.TrainableParams,
+                    ms_per_step = Math.Round(res.MedianMs, 2),
+                }));
+            else
+                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} {res.Method}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters");
+            return 0;
+        }));
+        return cmd;
+    }
+}
+
+internal static class CliConfig
+{
+    /// <summary>A preset name or a JSON file path.</summary>
+    public static ModelConfig LoadModelConfig(string nameOrPath)
+    {
+        if (File.Exists(nameOrPath)) return ModelConfig.FromJson(File.ReadAllText(nameOrPath));
+        if (nameOrPath.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            throw new FileNotFoundException($"Model config file '{nameOrPath}' does not exist.", nameOrPath);
+        return ModelConfig.Preset(nameOrPath);
+    }
+}

@@ -1,0 +1,62 @@
+using System.CommandLine;
+using System.Numerics;
+using System.Reflection;
+using System.Runtime.Intrinsics;
+using ILGPU;
+using ILGPU.Runtime;
+using Spectre.Console;
+
+namespace MoraEngine.Cli.Commands;
+
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var cmd = new Command("info", "Version, SIMD width, cores and available devices.");
+        cmd.SetAction(_ =>
+        {
+            Print();
+            return 0;
+        });
+        return cmd;
+    }
+
+    internal static string SimdDescription() =>
+        Vector512.IsHardwareAccelerated ? "AVX-512 (512-bit, 16 floats)"
+        : Vector256.IsHardwareAccelerated ? "AVX2 (256-bit, 8 floats)"
+        : Vector128.IsHardwareAccelerated ? "128-bit (4 floats)"
+        : $"scalar (Vector<float>.Count = {Vector<float>.Count})";
+
+    private static void Print()
+    {
+        var version = typeof(Tensor).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "?";
+        var table = new Table().AddColumn("what").AddColumn("value");
+        table.AddRow("MoraEngine", Markup.Escape(version.Split('+')[0]));
+        table.AddRow(".NET", Markup.Escape(Environment.Version.ToString()));
+        table.AddRow("SIMD in use", Markup.Escape(SimdDescription()));
+        table.AddRow("CPU cores", Environment.ProcessorCount.ToString());
+        table.AddRow("Devices", Markup.Escape(string.Join("\n", Devices())));
+        AnsiConsole.Write(table);
+    }
+
+    internal static IEnumerable<string> Devices()
+    {
+        yield return $"cpu: managed SIMD backend, {Environment.ProcessorCount} cores";
+        var cuda = new List<string>();
+        string? problem = null;
+        try
+        {
+            using var context = Context.Create(b => b.Cuda());
+            foreach (var d in context.Devices)
+                if (d.AcceleratorType == AcceleratorType.Cuda)
+                    cuda.Add($"cuda:{cuda.Count}: {d.Name}, {d.MemorySize / (1L << 30)} GiB");
+        }
+        catch (Exception e)
+        {
+            problem = e.Message;
+        }
+        if (cuda.Count == 0)
+            yield return problem == null ? "cuda: none found (no NVIDIA GPU or driver on this machine)" : $"cuda: none usable ({problem})";
+        foreach (var c in cuda) yield return c;
+    }
+}

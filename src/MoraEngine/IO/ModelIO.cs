@@ -1,0 +1,41 @@
+using MoraEngine.Nn;
+
+namespace MoraEngine.IO;
+
+/// <summary>Model weights to and from safetensors files, with shape checks that name the file and the tensor.</summary>
+public static class ModelIO
+{
+    /// <summary>Writes every parameter of <paramref name="module"/> (atomically) under its dotted name.</summary>
+    public static void SaveWeights(string path, Module module, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Safetensors.Save(path, module.NamedParameters().Select(p => new SafeTensor(p.Name, p.Param.ShapeArray.ToArray(), p.Param.ToArray())), metadata);
+
+    /// <summary>
+    /// Copies tensors from a file into the module's parameters. With <paramref name="strict"/>, every parameter must
+    /// be present and the file must hold nothing else. A shape mismatch is always an error.
+    /// </summary>
+    public static void LoadWeights(string path, Module module, bool strict = true)
+    {
+        var file = Safetensors.Load(path);
+        LoadWeights(file, module, strict, _ => true);
+    }
+
+    internal static void LoadWeights(SafetensorsFile file, Module module, bool strict, Func<string, bool> belongsToModel)
+    {
+        var parameters = module.NamedParameters().ToDictionary(p => p.Name, p => p.Param);
+        foreach (var (name, p) in parameters)
+        {
+            if (!file.Tensors.TryGetValue(name, out var t))
+            {
+                if (strict) throw new SafetensorsException(file.Path, name, "the model has this parameter but the file does not");
+                continue;
+            }
+            if (!t.Shape.AsSpan().SequenceEqual(p.Shape))
+                throw new SafetensorsException(file.Path, name, $"shape {ShapeUtil.Format(t.Shape)} in the file does not match the model's {p.ShapeText}");
+            p.CopyFrom(t.Data);
+        }
+        if (strict)
+            foreach (var name in file.Tensors.Keys)
+                if (belongsToModel(name) && !parameters.ContainsKey(name))
+                    throw new SafetensorsException(file.Path, name, "the file has this tensor but the model has no such parameter");
+    }
+}
