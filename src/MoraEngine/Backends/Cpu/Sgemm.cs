@@ -432,23 +432,8 @@ internal static unsafe partial class Sgemm
             }
             else
             {
-                // A stored m×k: walk each row contiguously, scatter with stride MR.
-                for (int r = 0; r < rows; r++)
-                {
-                    float* src = p.A + (ic + ir + r) * lda + pc;
-                    float* d = panel + r;
-                    int q = 0;
-                    for (; q + 4 <= kc; q += 4, d += 4 * mr)
-                    {
-                        d[0] = src[q]; d[mr] = src[q + 1]; d[2 * mr] = src[q + 2]; d[3 * mr] = src[q + 3];
-                    }
-                    for (; q < kc; q++, d += mr) *d = src[q];
-                }
-                for (int r = rows; r < mr; r++)
-                {
-                    float* d = panel + r;
-                    for (int q = 0; q < kc; q++, d += mr) *d = 0f;
-                }
+                // A stored m×k: row r of the block becomes column r of the micro-panel.
+                PackTransposed(p.A + (ic + ir) * lda + pc, lda, rows, kc, panel, mr);
             }
         }
     }
@@ -496,25 +481,81 @@ internal static unsafe partial class Sgemm
             }
             else
             {
-                // B stored n×k: walk each of the NR rows contiguously, scatter with stride NR.
-                for (int j = 0; j < cols; j++)
-                {
-                    float* src = p.B + (jc + jr + j) * ldb + pc;
-                    float* d = panel + j;
-                    int q = 0;
-                    for (; q + 4 <= kc; q += 4, d += 4 * nr)
-                    {
-                        d[0] = src[q]; d[nr] = src[q + 1]; d[2 * nr] = src[q + 2]; d[3 * nr] = src[q + 3];
-                    }
-                    for (; q < kc; q++, d += nr) *d = src[q];
-                }
-                for (int j = cols; j < nr; j++)
-                {
-                    float* d = panel + j;
-                    for (int q = 0; q < kc; q++, d += nr) *d = 0f;
-                }
+                // B stored n×k: row j of op(B)ᵀ becomes column j of the micro-panel.
+                PackTransposed(p.B + (jc + jr) * ldb + pc, ldb, cols, kc, panel, nr);
             }
         }
+    }
+
+    /// <summary>
+    /// dst[q·width + r] = src[r·ld + q] for r &lt; rows, q &lt; kc; columns rows..width-1 are zeroed.
+    /// Full groups of 8 rows go through an in-register 8×8 transpose (AVX), which turns 64 strided
+    /// scalar stores into 8 vector stores; this matters for x·Wᵀ (transB) and ordinary row-major A.
+    /// </summary>
+    private static void PackTransposed(float* src, nint ld, int rows, int kc, float* dst, int width)
+    {
+        int r0 = 0;
+        if (Avx.IsSupported)
+        {
+            for (; r0 + 8 <= rows; r0 += 8)
+            {
+                float* s = src + r0 * ld;
+                float* d = dst + r0;
+                int q = 0;
+                for (; q + 8 <= kc; q += 8) Transpose8x8(s + q, ld, d + (nint)q * width, width);
+                for (; q < kc; q++)
+                    for (int r = 0; r < 8; r++) d[(nint)q * width + r] = s[r * ld + q];
+            }
+        }
+
+        for (int r = r0; r < rows; r++)
+        {
+            float* s = src + r * ld;
+            float* d = dst + r;
+            int q = 0;
+            for (; q + 4 <= kc; q += 4, d += 4 * width)
+            {
+                d[0] = s[q]; d[width] = s[q + 1]; d[2 * width] = s[q + 2]; d[3 * width] = s[q + 3];
+            }
+            for (; q < kc; q++, d += width) *d = s[q];
+        }
+
+        for (int r = rows; r < width; r++)
+        {
+            float* d = dst + r;
+            for (int q = 0; q < kc; q++, d += width) *d = 0f;
+        }
+    }
+
+    /// <summary>Transposes the 8×8 block at <paramref name="src"/> (row stride <paramref name="ld"/>) into
+    /// <paramref name="dst"/> (row stride <paramref name="ldd"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, nint ld, float* dst, nint ldd)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + ld);
+        Vector256<float> r2 = Avx.LoadVector256(src + 2 * ld), r3 = Avx.LoadVector256(src + 3 * ld);
+        Vector256<float> r4 = Avx.LoadVector256(src + 4 * ld), r5 = Avx.LoadVector256(src + 5 * ld);
+        Vector256<float> r6 = Avx.LoadVector256(src + 6 * ld), r7 = Avx.LoadVector256(src + 7 * ld);
+
+        // Interleave pairs of rows, then pairs of pairs, then swap 128-bit halves.
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+
+        Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
+
+        Avx.Store(dst, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(s3, s7, 0x31));
     }
 
     /// <summary>
