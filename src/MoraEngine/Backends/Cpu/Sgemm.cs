@@ -326,13 +326,15 @@ internal static unsafe partial class Sgemm
         }
 
         GetKernelShape(p.Isa, out int mr, out int nr);
-        PackBuffers buffers = PackBuffers.ForCurrentThread(mr, nr);
+        int rows = i1 - i0, cols = j1 - j0;
+        int kcMax = Math.Min(k, KC);
+        PackBuffers buffers = PackBuffers.ForCurrentThread(
+            Math.Min(RoundUp(rows, mr), MC) * kcMax, Math.Min(RoundUp(cols, nr), NC) * kcMax);
         float* ap = buffers.A, bp = buffers.B;
         float* tile = stackalloc float[MaxTile];
 
         // Even-sized blocks (e.g. k = 300 → 150 + 150 rather than 256 + 44) keep every block efficient.
         int kBlocks = (k + KC - 1) / KC;
-        int rows = i1 - i0, cols = j1 - j0;
         int nBlocks = (cols + NC - 1) / NC;
         int mBlocks = (rows + MC - 1) / MC;
 
@@ -372,6 +374,8 @@ internal static unsafe partial class Sgemm
             }
         }
     }
+
+    private static int RoundUp(int x, int unit) => (x + unit - 1) / unit * unit;
 
     /// <summary>Start of block <paramref name="b"/> when splitting <paramref name="total"/> into
     /// <paramref name="blocks"/> near-equal pieces aligned to <paramref name="unit"/>.</summary>
@@ -559,8 +563,9 @@ internal static unsafe partial class Sgemm
     }
 
     /// <summary>
-    /// Per-thread packing buffers, 64-byte aligned, allocated once per thread on the pinned object heap
-    /// (so they are reclaimed with the thread) and reused by every later call.
+    /// Per-thread packing buffers, 64-byte aligned, on the pinned object heap (so they are reclaimed with
+    /// the thread). They grow geometrically to the largest request seen (at most MC×KC and NC×KC floats,
+    /// ~4.4 MiB in all) and are reused, so steady-state calls allocate nothing.
     /// </summary>
     private readonly struct PackBuffers
     {
@@ -572,14 +577,20 @@ internal static unsafe partial class Sgemm
 
         private PackBuffers(float* a, float* b) { A = a; B = b; }
 
-        public static PackBuffers ForCurrentThread(int mr, int nr)
+        public static PackBuffers ForCurrentThread(int aFloats, int bFloats)
         {
-            // Sized for the largest kernel shape so switching ISA never reallocates.
-            const int aLen = (MC + 32) * KC;
-            const int bLen = (NC + 64) * KC;
-            t_a ??= GC.AllocateUninitializedArray<float>(aLen + 16, pinned: true);
-            t_b ??= GC.AllocateUninitializedArray<float>(bLen + 16, pinned: true);
-            return new PackBuffers(Align(t_a), Align(t_b));
+            return new PackBuffers(Align(ref t_a, aFloats, MC * KC), Align(ref t_b, bFloats, NC * KC));
+        }
+
+        private static float* Align(ref float[]? array, int need, int max)
+        {
+            const int slack = 16; // room to align the start to 64 bytes
+            if (array is null || array.Length < need + slack)
+            {
+                int size = Math.Max(need, Math.Min(max, 2 * (array?.Length ?? 0)));
+                array = GC.AllocateUninitializedArray<float>(size + slack, pinned: true);
+            }
+            return Align(array);
         }
 
         private static float* Align(float[] array)
