@@ -51,24 +51,25 @@ internal static unsafe partial class Sgemm
     private const long ParallelThreshold = 64L * 64 * 64;
 
     private static readonly Isa s_detectedIsa = DetectIsa();
-    private static Isa? s_forcedIsa;
+    [ThreadStatic] private static Isa? t_forcedIsa;
 
     /// <summary>Best kernel ISA supported by this CPU.</summary>
     public static Isa DetectedIsa => s_detectedIsa;
 
-    /// <summary>ISA the public entry points use: the forced one if set, else <see cref="DetectedIsa"/>.</summary>
-    public static Isa ActiveIsa => s_forcedIsa ?? s_detectedIsa;
+    /// <summary>ISA the public entry points use on this thread: the forced one if set, else <see cref="DetectedIsa"/>.</summary>
+    public static Isa ActiveIsa => t_forcedIsa ?? s_detectedIsa;
 
     /// <summary>
-    /// Forces the public entry points to use <paramref name="isa"/> (testing / diagnostics); null restores
-    /// auto-detection. Throws if the CPU cannot run it. Prefer the overloads taking an explicit
-    /// <see cref="Isa"/> in tests, which do not affect other callers.
+    /// Makes the public entry points use <paramref name="isa"/> for calls made from the current thread
+    /// (worker threads of those calls follow it); null restores auto-detection. For tests and
+    /// diagnostics. Thread-scoped on purpose, so a test forcing the AVX2 or scalar kernel cannot change
+    /// the results of tests running concurrently on other threads. Throws if the CPU cannot run it.
     /// </summary>
     public static void ForceIsa(Isa? isa)
     {
         if (isa is { } value && !IsSupported(value))
             throw new PlatformNotSupportedException($"GEMM kernel {value} is not supported on this CPU.");
-        s_forcedIsa = isa;
+        t_forcedIsa = isa;
     }
 
     /// <summary>Whether this CPU can run the <paramref name="isa"/> kernel.</summary>
