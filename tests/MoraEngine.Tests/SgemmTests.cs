@@ -192,6 +192,33 @@ public class SgemmTests
     }
 
     [Fact]
+    public void ConcurrentCallers_GetBitIdenticalResults()
+    {
+        // Callers that find the pool busy run inline on their own thread with a different partition
+        // of C; each element's k-order does not depend on the partition, so results must be identical.
+        var rng = new Random(13);
+        int m = 150, n = 170, k = 530;
+        var a = RandomArray(rng, m * k);
+        var b = RandomArray(rng, k * n);
+        var expected = new float[m * n];
+        Sgemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 0f, expected, n);
+
+        var results = new bool[4];
+        Parallel.For(0, results.Length, t =>
+        {
+            var c = new float[m * n];
+            bool same = true;
+            for (int rep = 0; rep < 8; rep++)
+            {
+                Sgemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+                same &= c.AsSpan().SequenceEqual(expected);
+            }
+            results[t] = same;
+        });
+        Assert.All(results, Assert.True);
+    }
+
+    [Fact]
     public void ForceIsa_SwitchesKernel()
     {
         var rng = new Random(5);
