@@ -1,32 +1,603 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace MoraEngine.Backends.Cpu;
 
-/// <summary>Row-major single-precision GEMM (simple reference form).</summary>
-internal static class Sgemm
+/// <summary>Instruction-set level of the GEMM micro-kernel.</summary>
+internal enum Isa
 {
+    /// <summary>Portable scalar kernel (any CPU).</summary>
+    Scalar,
+    /// <summary><see cref="Vector256{T}"/> + FMA3 kernel (x64 with AVX2/FMA).</summary>
+    Avx2,
+    /// <summary><see cref="Vector512{T}"/> kernel (x64 with AVX-512F).</summary>
+    Avx512,
+}
+
+/// <summary>
+/// Single-precision general matrix multiply, C = alpha·op(A)·op(B) + beta·C, row-major, in the
+/// BLIS/GotoBLAS style: op(B) is packed into KC×NC panels, op(A) into MC×KC blocks, both laid out as
+/// micro-panels that a register-blocked MR×NR micro-kernel streams through with FMA.
+/// </summary>
+/// <remarks>
+/// <para>Loop nest per thread (outermost first): jc over NC columns → pc over KC depth (pack B) →
+/// ic over MC rows (pack A) → jr over NR columns → ir over MR rows → micro-kernel over kc.</para>
+/// <para>Determinism: every output element is owned by exactly one thread, and its dot product is
+/// accumulated in a fixed order (KC blocks in ascending order, ascending k inside a block, one FMA
+/// chain per element), independent of thread count and of where tile edges fall. So results are
+/// bit-identical from run to run for a given ISA.</para>
+/// <para>Multi-threading: C is split into one rectangle per participant of <see cref="CpuThreadPool"/>
+/// and each thread runs the whole serial algorithm on its rectangle with its own packing buffers.
+/// With few cores this costs a little duplicated packing of the shared operand but needs no
+/// barriers inside the loop nest.</para>
+/// </remarks>
+internal static unsafe partial class Sgemm
+{
+    // ---- Block sizes -------------------------------------------------------------------------
+    // Tuned for AMD Zen 4 (L1d 32 KiB, L2 1 MiB per core, L3 32 MiB shared):
+    //  * KC: depth of one rank-kc update. A KC×NR micro-panel of B (256·32·4 = 32 KiB for AVX-512)
+    //    is re-read by every MR-row micro-panel of A; it mostly lives in L1/L2. KC=256 also means the
+    //    common transformer widths (k = 256, 768, 1024, 2048) split into whole blocks.
+    //  * MC: rows of the packed A block, MC×KC floats = 192 KiB stays resident in the 1 MiB L2
+    //    while the jr loop sweeps all of the B panel past it.
+    //  * NC: columns of the packed B panel, KC×NC floats = 4 MiB per thread, sized for the L3.
+    private const int KC = 256;
+    private const int MC = 192;
+    private const int NC = 4096;
+
+    /// <summary>Work (m·n·k) below which a multiply runs on the calling thread only.</summary>
+    private const long ParallelThreshold = 64L * 64 * 64;
+
+    private static readonly Isa s_detectedIsa = DetectIsa();
+    [ThreadStatic] private static Isa? t_forcedIsa;
+
+    /// <summary>Best kernel ISA supported by this CPU.</summary>
+    public static Isa DetectedIsa => s_detectedIsa;
+
+    /// <summary>ISA the public entry points use on this thread: the forced one if set, else <see cref="DetectedIsa"/>.</summary>
+    public static Isa ActiveIsa => t_forcedIsa ?? s_detectedIsa;
+
+    /// <summary>
+    /// Makes the public entry points use <paramref name="isa"/> for calls made from the current thread
+    /// (worker threads of those calls follow it); null restores auto-detection. For tests and
+    /// diagnostics. Thread-scoped on purpose, so a test forcing the AVX2 or scalar kernel cannot change
+    /// the results of tests running concurrently on other threads. Throws if the CPU cannot run it.
+    /// </summary>
+    public static void ForceIsa(Isa? isa)
+    {
+        if (isa is { } value && !IsSupported(value))
+            throw new PlatformNotSupportedException($"GEMM kernel {value} is not supported on this CPU.");
+        t_forcedIsa = isa;
+    }
+
+    /// <summary>Whether this CPU can run the <paramref name="isa"/> kernel.</summary>
+    public static bool IsSupported(Isa isa) => isa switch
+    {
+        Isa.Scalar => true,
+        Isa.Avx2 => Avx2.IsSupported && Fma.IsSupported,
+        Isa.Avx512 => Avx512F.IsSupported && Vector512.IsHardwareAccelerated,
+        _ => false,
+    };
+
+    private static Isa DetectIsa()
+    {
+        if (IsSupported(Isa.Avx512)) return Isa.Avx512;
+        if (IsSupported(Isa.Avx2)) return Isa.Avx2;
+        return Isa.Scalar;
+    }
+
+    /// <summary>
+    /// C[m×n] = alpha·op(A)·op(B) + beta·C, all matrices row-major.
+    /// </summary>
+    /// <param name="transA">false: A is stored m×k (lda ≥ k); true: A is stored k×m (lda ≥ m).</param>
+    /// <param name="transB">false: B is stored k×n (ldb ≥ n); true: B is stored n×k (ldb ≥ k).</param>
+    /// <param name="m">Rows of op(A) and C.</param>
+    /// <param name="n">Columns of op(B) and C.</param>
+    /// <param name="k">Inner dimension. k = 0 gives C = beta·C.</param>
+    /// <param name="alpha">Scale of the product. alpha = 0 gives C = beta·C without reading A or B.</param>
+    /// <param name="a">Storage of A.</param>
+    /// <param name="lda">Row stride of A's storage, in elements.</param>
+    /// <param name="b">Storage of B.</param>
+    /// <param name="ldb">Row stride of B's storage, in elements.</param>
+    /// <param name="beta">Scale of the old C. beta = 0 ignores C's old contents entirely (NaN-safe).</param>
+    /// <param name="c">Storage of C (m×n, row stride <paramref name="ldc"/> ≥ n).</param>
+    /// <param name="ldc">Row stride of C, in elements.</param>
     public static void Multiply(bool transA, bool transB, int m, int n, int k, float alpha,
         ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+        => Multiply(ActiveIsa, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+    /// <summary>As <see cref="Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+    /// with an explicit kernel ISA (tests use this to exercise every kernel on one machine).</summary>
+    internal static void Multiply(Isa isa, bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
     {
-        for (var i = 0; i < m; i++)
+        Validate(transA, transB, m, n, k, lda, ldb, ldc);
+        CheckLength(a.Length, transA ? k : m, transA ? m : k, lda, 0, 1, nameof(a));
+        CheckLength(b.Length, transB ? n : k, transB ? k : n, ldb, 0, 1, nameof(b));
+        CheckLength(c.Length, m, n, ldc, 0, 1, nameof(c));
+        if (!IsSupported(isa)) throw new PlatformNotSupportedException($"GEMM kernel {isa} is not supported on this CPU.");
+        if (m == 0 || n == 0) return;
+
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
         {
-            for (var j = 0; j < n; j++)
+            var p = new Problem(isa, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+            if ((long)m * n * k < ParallelThreshold || CpuThreadPool.Parallelism == 1)
+                RunSerial(in p, 0, m, 0, n);
+            else
+                RunParallel(&p);
+        }
+    }
+
+    /// <summary>
+    /// Batched multiply: for i in [0, batch), C_i = alpha·op(A_i)·op(B_i) + beta·C_i where A_i starts at
+    /// element i·<paramref name="strideA"/> of <paramref name="a"/> (stride 0 broadcasts one matrix to
+    /// the whole batch), likewise B_i and C_i. Small matrices are distributed over threads by batch
+    /// index; large ones are multiplied one after another, each using all threads.
+    /// </summary>
+    /// <remarks>C matrices must not overlap each other (strideC ≥ the size of one C, unless batch ≤ 1).</remarks>
+    public static void MultiplyBatched(int batch, bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, long strideA, ReadOnlySpan<float> b, int ldb, long strideB,
+        float beta, Span<float> c, int ldc, long strideC)
+        => MultiplyBatched(ActiveIsa, batch, transA, transB, m, n, k, alpha, a, lda, strideA, b, ldb, strideB,
+            beta, c, ldc, strideC);
+
+    /// <summary>As the public <c>MultiplyBatched</c> with an explicit kernel ISA.</summary>
+    internal static void MultiplyBatched(Isa isa, int batch, bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, long strideA, ReadOnlySpan<float> b, int ldb, long strideB,
+        float beta, Span<float> c, int ldc, long strideC)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batch);
+        ArgumentOutOfRangeException.ThrowIfNegative(strideA);
+        ArgumentOutOfRangeException.ThrowIfNegative(strideB);
+        ArgumentOutOfRangeException.ThrowIfNegative(strideC);
+        Validate(transA, transB, m, n, k, lda, ldb, ldc);
+        if (!IsSupported(isa)) throw new PlatformNotSupportedException($"GEMM kernel {isa} is not supported on this CPU.");
+        if (batch == 0 || m == 0 || n == 0) return;
+        CheckLength(a.Length, transA ? k : m, transA ? m : k, lda, strideA, batch, nameof(a));
+        CheckLength(b.Length, transB ? n : k, transB ? k : n, ldb, strideB, batch, nameof(b));
+        CheckLength(c.Length, m, n, ldc, strideC, batch, nameof(c));
+        if (batch > 1 && strideC < (long)(m - 1) * ldc + n)
+            throw new ArgumentException("strideC is smaller than one C matrix: batch outputs would overlap.", nameof(strideC));
+
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var p = new Problem(isa, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+            long work = (long)m * n * k;
+            int threads = CpuThreadPool.Parallelism;
+            // Batch-level parallelism when each multiply is too small to split well, or when the batch
+            // divides evenly over the threads (then per-thread work is balanced and there is no
+            // duplicated packing at all). Otherwise parallelise inside each multiply.
+            bool overBatch = threads > 1 && batch > 1 &&
+                             (work < 128L * 128 * 128 || (batch % threads == 0 && work < 512L * 512 * 512));
+            if (overBatch)
             {
-                var s = 0f;
-                for (var p = 0; p < k; p++)
+                var ctx = new BatchContext { P = &p, Batch = batch, StrideA = strideA, StrideB = strideB, StrideC = strideC, Chunks = Math.Min(batch, threads) };
+                CpuThreadPool.For(ctx.Chunks, &BatchChunk, &ctx);
+            }
+            else
+            {
+                for (int i = 0; i < batch; i++)
                 {
-                    var av = transA ? a[p * lda + i] : a[i * lda + p];
-                    var bv = transB ? b[j * ldb + p] : b[p * ldb + j];
-                    s += av * bv;
+                    Problem pi = p;
+                    pi.A = pa + i * strideA;
+                    pi.B = pb + i * strideB;
+                    pi.C = pc + i * strideC;
+                    if (work < ParallelThreshold || threads == 1) RunSerial(in pi, 0, m, 0, n);
+                    else RunParallel(&pi);
                 }
-                c[i * ldc + j] = beta == 0 ? alpha * s : alpha * s + beta * c[i * ldc + j];
             }
         }
     }
 
-    public static void MultiplyBatched(int batch, bool transA, bool transB, int m, int n, int k, float alpha,
-        ReadOnlySpan<float> a, int lda, long strideA, ReadOnlySpan<float> b, int ldb, long strideB,
-        float beta, Span<float> c, int ldc, long strideC)
+    private static void Validate(bool transA, bool transB, int m, int n, int k, int lda, int ldb, int ldc)
     {
-        for (var i = 0; i < batch; i++)
-            Multiply(transA, transB, m, n, k, alpha, a[(int)(i * strideA)..], lda, b[(int)(i * strideB)..], ldb, beta, c[(int)(i * strideC)..], ldc);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        if (lda < Math.Max(1, transA ? m : k)) throw new ArgumentOutOfRangeException(nameof(lda), lda, "lda is smaller than a row of A.");
+        if (ldb < Math.Max(1, transB ? k : n)) throw new ArgumentOutOfRangeException(nameof(ldb), ldb, "ldb is smaller than a row of B.");
+        if (ldc < Math.Max(1, n)) throw new ArgumentOutOfRangeException(nameof(ldc), ldc, "ldc is smaller than a row of C.");
+    }
+
+    private static void CheckLength(int length, int rows, int cols, int ld, long stride, int count, string name)
+    {
+        if (rows == 0 || cols == 0 || count == 0) return;
+        long need = (long)(count - 1) * stride + (long)(rows - 1) * ld + cols;
+        if (length < need)
+            throw new ArgumentException($"Span '{name}' has {length} elements but the matrix layout needs {need}.", name);
+    }
+
+    // ---- Problem description and thread partitioning -----------------------------------------
+
+    private struct Problem
+    {
+        public Isa Isa;
+        public bool TransA, TransB;
+        public int M, N, K;
+        public float Alpha, Beta;
+        public float* A, B, C;
+        public nint Lda, Ldb, Ldc;
+
+        public Problem(Isa isa, bool transA, bool transB, int m, int n, int k, float alpha,
+            float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
+        {
+            Isa = isa; TransA = transA; TransB = transB; M = m; N = n; K = k; Alpha = alpha; Beta = beta;
+            A = a; B = b; C = c; Lda = lda; Ldb = ldb; Ldc = ldc;
+        }
+    }
+
+    private struct ParallelContext
+    {
+        public Problem* P;
+        public int GridM, GridN;     // thread grid over C
+        public int UnitM, UnitN;     // split granularity (MR, NR)
+    }
+
+    private struct BatchContext
+    {
+        public Problem* P;
+        public int Batch, Chunks;
+        public long StrideA, StrideB, StrideC;
+    }
+
+    private static void RunParallel(Problem* p)
+    {
+        GetKernelShape(p->Isa, out int mr, out int nr);
+        int threads = CpuThreadPool.Parallelism;
+        // Pick a gm×gn grid (gm·gn = threads) whose per-thread rectangles are as square as possible in
+        // units of micro-tiles: square-ish rectangles minimise the packing each thread has to redo.
+        int bestGm = 1;
+        double bestScore = double.MaxValue;
+        for (int gm = 1; gm <= threads; gm++)
+        {
+            if (threads % gm != 0) continue;
+            int gn = threads / gm;
+            double tilesM = Math.Ceiling((double)p->M / mr), tilesN = Math.Ceiling((double)p->N / nr);
+            // Penalise grids that leave threads without a micro-tile.
+            double idle = Math.Max(0, gm - tilesM) + Math.Max(0, gn - tilesN);
+            double rm = p->M / (double)gm, rn = p->N / (double)gn;
+            double score = Math.Abs(Math.Log(rm / rn)) + 100 * idle;
+            if (score < bestScore) { bestScore = score; bestGm = gm; }
+        }
+
+        var ctx = new ParallelContext { P = p, GridM = bestGm, GridN = threads / bestGm, UnitM = mr, UnitN = nr };
+        CpuThreadPool.For(threads, &ParallelChunk, &ctx);
+    }
+
+    private static void ParallelChunk(void* context, int index)
+    {
+        var ctx = (ParallelContext*)context;
+        ref readonly Problem p = ref *ctx->P;
+        int gi = index / ctx->GridN, gj = index % ctx->GridN;
+        Split(p.M, ctx->GridM, ctx->UnitM, gi, out int i0, out int i1);
+        Split(p.N, ctx->GridN, ctx->UnitN, gj, out int j0, out int j1);
+        if (i0 < i1 && j0 < j1) RunSerial(in p, i0, i1, j0, j1);
+    }
+
+    private static void BatchChunk(void* context, int index)
+    {
+        var ctx = (BatchContext*)context;
+        // Contiguous batch ranges: chunk i gets items [lo, hi).
+        long lo = (long)ctx->Batch * index / ctx->Chunks, hi = (long)ctx->Batch * (index + 1) / ctx->Chunks;
+        Problem pi = *ctx->P;
+        for (long i = lo; i < hi; i++)
+        {
+            pi.A = ctx->P->A + i * ctx->StrideA;
+            pi.B = ctx->P->B + i * ctx->StrideB;
+            pi.C = ctx->P->C + i * ctx->StrideC;
+            RunSerial(in pi, 0, pi.M, 0, pi.N);
+        }
+    }
+
+    /// <summary>Splits [0, total) into <paramref name="parts"/> ranges aligned to <paramref name="unit"/>.</summary>
+    private static void Split(int total, int parts, int unit, int index, out int lo, out int hi)
+    {
+        int units = (total + unit - 1) / unit;
+        int u0 = (int)((long)units * index / parts), u1 = (int)((long)units * (index + 1) / parts);
+        lo = Math.Min(total, u0 * unit);
+        hi = Math.Min(total, u1 * unit);
+    }
+
+    // ---- Serial blocked algorithm ------------------------------------------------------------
+
+    private static void GetKernelShape(Isa isa, out int mr, out int nr)
+    {
+        switch (isa)
+        {
+            case Isa.Avx512: mr = Mr512; nr = Nr512; break;
+            case Isa.Avx2: mr = Mr256; nr = Nr256; break;
+            default: mr = MrScalar; nr = NrScalar; break;
+        }
+    }
+
+    /// <summary>Computes rows [i0,i1) × columns [j0,j1) of C on the calling thread.</summary>
+    private static void RunSerial(in Problem p, int i0, int i1, int j0, int j1)
+    {
+        int k = p.K;
+        if (k == 0 || p.Alpha == 0f)
+        {
+            ScaleC(p.C, p.Ldc, i0, i1, j0, j1, p.Beta);
+            return;
+        }
+
+        GetKernelShape(p.Isa, out int mr, out int nr);
+        int rows = i1 - i0, cols = j1 - j0;
+        int kcMax = Math.Min(k, KC);
+        PackBuffers buffers = PackBuffers.ForCurrentThread(
+            Math.Min(RoundUp(rows, mr), MC) * kcMax, Math.Min(RoundUp(cols, nr), NC) * kcMax);
+        float* ap = buffers.A, bp = buffers.B;
+        float* tile = stackalloc float[MaxTile];
+
+        // Even-sized blocks (e.g. k = 300 → 150 + 150 rather than 256 + 44) keep every block efficient.
+        int kBlocks = (k + KC - 1) / KC;
+        int nBlocks = (cols + NC - 1) / NC;
+        int mBlocks = (rows + MC - 1) / MC;
+
+        for (int jb = 0; jb < nBlocks; jb++)
+        {
+            int jc = j0 + BlockStart(cols, nBlocks, nr, jb);
+            int nc = j0 + BlockStart(cols, nBlocks, nr, jb + 1) - jc;
+            for (int kb = 0; kb < kBlocks; kb++)
+            {
+                int pc = (int)((long)k * kb / kBlocks);
+                int kc = (int)((long)k * (kb + 1) / kBlocks) - pc;
+                PackB(in p, pc, kc, jc, nc, nr, bp);
+                float beta = kb == 0 ? p.Beta : 1f;
+                for (int ib = 0; ib < mBlocks; ib++)
+                {
+                    int ic = i0 + BlockStart(rows, mBlocks, mr, ib);
+                    int mc = i0 + BlockStart(rows, mBlocks, mr, ib + 1) - ic;
+                    PackA(in p, ic, mc, pc, kc, mr, ap);
+                    for (int jr = 0; jr < nc; jr += nr)
+                    {
+                        int nrr = Math.Min(nr, nc - jr);
+                        float* bPanel = bp + (nint)jr * kc;
+                        for (int ir = 0; ir < mc; ir += mr)
+                        {
+                            int mrr = Math.Min(mr, mc - ir);
+                            float* cTile = p.C + (ic + ir) * p.Ldc + jc + jr;
+                            float* aPanel = ap + (nint)ir * kc;
+                            switch (p.Isa)
+                            {
+                                case Isa.Avx512: Kernel512(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                                case Isa.Avx2: Kernel256(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                                default: KernelScalar(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static int RoundUp(int x, int unit) => (x + unit - 1) / unit * unit;
+
+    /// <summary>Start of block <paramref name="b"/> when splitting <paramref name="total"/> into
+    /// <paramref name="blocks"/> near-equal pieces aligned to <paramref name="unit"/>.</summary>
+    private static int BlockStart(int total, int blocks, int unit, int b)
+    {
+        if (b >= blocks) return total;
+        int units = (total + unit - 1) / unit;
+        return Math.Min(total, (int)((long)units * b / blocks) * unit);
+    }
+
+    private static void ScaleC(float* c, nint ldc, int i0, int i1, int j0, int j1, float beta)
+    {
+        for (int i = i0; i < i1; i++)
+        {
+            var row = new Span<float>(c + i * ldc + j0, j1 - j0);
+            if (beta == 0f) row.Clear();
+            else if (beta != 1f)
+                for (int j = 0; j < row.Length; j++) row[j] *= beta;
+        }
+    }
+
+    // ---- Packing -----------------------------------------------------------------------------
+
+    /// <summary>
+    /// Packs op(A)[ic..ic+mc, pc..pc+kc] as consecutive MR-row micro-panels; micro-panel r holds, for
+    /// each p, the MR values op(A)[ic+r·MR .. , pc+p] contiguously. Rows past mc are zero.
+    /// </summary>
+    private static void PackA(in Problem p, int ic, int mc, int pc, int kc, int mr, float* dst)
+    {
+        nint lda = p.Lda;
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int rows = Math.Min(mr, mc - ir);
+            float* panel = dst + (nint)ir * kc;
+            if (p.TransA)
+            {
+                // A stored k×m: the MR values for one p are contiguous.
+                float* src = p.A + (nint)pc * lda + ic + ir;
+                if (rows == mr && mr == 16 && Vector512.IsHardwareAccelerated)
+                {
+                    for (int q = 0; q < kc; q++, src += lda, panel += 16)
+                        Vector512.Store(Vector512.Load(src), panel);
+                }
+                else if (rows == mr && mr == 8 && Vector256.IsHardwareAccelerated)
+                {
+                    for (int q = 0; q < kc; q++, src += lda, panel += 8)
+                        Vector256.Store(Vector256.Load(src), panel);
+                }
+                else
+                {
+                    for (int q = 0; q < kc; q++, src += lda, panel += mr)
+                    {
+                        int r = 0;
+                        for (; r < rows; r++) panel[r] = src[r];
+                        for (; r < mr; r++) panel[r] = 0f;
+                    }
+                }
+            }
+            else
+            {
+                // A stored m×k: row r of the block becomes column r of the micro-panel.
+                PackTransposed(p.A + (ic + ir) * lda + pc, lda, rows, kc, panel, mr);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs op(B)[pc..pc+kc, jc..jc+nc] as consecutive NR-column micro-panels; micro-panel j holds, for
+    /// each p, the NR values op(B)[pc+p, jc+j·NR ..] contiguously. Columns past nc are zero.
+    /// </summary>
+    private static void PackB(in Problem p, int pc, int kc, int jc, int nc, int nr, float* dst)
+    {
+        nint ldb = p.Ldb;
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int cols = Math.Min(nr, nc - jr);
+            float* panel = dst + (nint)jr * kc;
+            if (!p.TransB)
+            {
+                // B stored k×n: each row segment of NR values is contiguous.
+                float* src = p.B + (nint)pc * ldb + jc + jr;
+                if (cols == nr && nr == 32 && Vector512.IsHardwareAccelerated)
+                {
+                    for (int q = 0; q < kc; q++, src += ldb, panel += 32)
+                    {
+                        Vector512.Store(Vector512.Load(src), panel);
+                        Vector512.Store(Vector512.Load(src + 16), panel + 16);
+                    }
+                }
+                else if (cols == nr && nr == 16 && Vector256.IsHardwareAccelerated)
+                {
+                    for (int q = 0; q < kc; q++, src += ldb, panel += 16)
+                    {
+                        Vector256.Store(Vector256.Load(src), panel);
+                        Vector256.Store(Vector256.Load(src + 8), panel + 8);
+                    }
+                }
+                else
+                {
+                    for (int q = 0; q < kc; q++, src += ldb, panel += nr)
+                    {
+                        int j = 0;
+                        for (; j < cols; j++) panel[j] = src[j];
+                        for (; j < nr; j++) panel[j] = 0f;
+                    }
+                }
+            }
+            else
+            {
+                // B stored n×k: row j of op(B)ᵀ becomes column j of the micro-panel.
+                PackTransposed(p.B + (jc + jr) * ldb + pc, ldb, cols, kc, panel, nr);
+            }
+        }
+    }
+
+    /// <summary>
+    /// dst[q·width + r] = src[r·ld + q] for r &lt; rows, q &lt; kc; columns rows..width-1 are zeroed.
+    /// Full groups of 8 rows go through an in-register 8×8 transpose (AVX), which turns 64 strided
+    /// scalar stores into 8 vector stores; this matters for x·Wᵀ (transB) and ordinary row-major A.
+    /// </summary>
+    private static void PackTransposed(float* src, nint ld, int rows, int kc, float* dst, int width)
+    {
+        int r0 = 0;
+        if (Avx.IsSupported)
+        {
+            for (; r0 + 8 <= rows; r0 += 8)
+            {
+                float* s = src + r0 * ld;
+                float* d = dst + r0;
+                int q = 0;
+                for (; q + 8 <= kc; q += 8) Transpose8x8(s + q, ld, d + (nint)q * width, width);
+                for (; q < kc; q++)
+                    for (int r = 0; r < 8; r++) d[(nint)q * width + r] = s[r * ld + q];
+            }
+        }
+
+        for (int r = r0; r < rows; r++)
+        {
+            float* s = src + r * ld;
+            float* d = dst + r;
+            int q = 0;
+            for (; q + 4 <= kc; q += 4, d += 4 * width)
+            {
+                d[0] = s[q]; d[width] = s[q + 1]; d[2 * width] = s[q + 2]; d[3 * width] = s[q + 3];
+            }
+            for (; q < kc; q++, d += width) *d = s[q];
+        }
+
+        for (int r = rows; r < width; r++)
+        {
+            float* d = dst + r;
+            for (int q = 0; q < kc; q++, d += width) *d = 0f;
+        }
+    }
+
+    /// <summary>Transposes the 8×8 block at <paramref name="src"/> (row stride <paramref name="ld"/>) into
+    /// <paramref name="dst"/> (row stride <paramref name="ldd"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, nint ld, float* dst, nint ldd)
+    {
+        Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + ld);
+        Vector256<float> r2 = Avx.LoadVector256(src + 2 * ld), r3 = Avx.LoadVector256(src + 3 * ld);
+        Vector256<float> r4 = Avx.LoadVector256(src + 4 * ld), r5 = Avx.LoadVector256(src + 5 * ld);
+        Vector256<float> r6 = Avx.LoadVector256(src + 6 * ld), r7 = Avx.LoadVector256(src + 7 * ld);
+
+        // Interleave pairs of rows, then pairs of pairs, then swap 128-bit halves.
+        Vector256<float> t0 = Avx.UnpackLow(r0, r1), t1 = Avx.UnpackHigh(r0, r1);
+        Vector256<float> t2 = Avx.UnpackLow(r2, r3), t3 = Avx.UnpackHigh(r2, r3);
+        Vector256<float> t4 = Avx.UnpackLow(r4, r5), t5 = Avx.UnpackHigh(r4, r5);
+        Vector256<float> t6 = Avx.UnpackLow(r6, r7), t7 = Avx.UnpackHigh(r6, r7);
+
+        Vector256<float> s0 = Avx.Shuffle(t0, t2, 0x44), s1 = Avx.Shuffle(t0, t2, 0xEE);
+        Vector256<float> s2 = Avx.Shuffle(t1, t3, 0x44), s3 = Avx.Shuffle(t1, t3, 0xEE);
+        Vector256<float> s4 = Avx.Shuffle(t4, t6, 0x44), s5 = Avx.Shuffle(t4, t6, 0xEE);
+        Vector256<float> s6 = Avx.Shuffle(t5, t7, 0x44), s7 = Avx.Shuffle(t5, t7, 0xEE);
+
+        Avx.Store(dst, Avx.Permute2x128(s0, s4, 0x20));
+        Avx.Store(dst + ldd, Avx.Permute2x128(s1, s5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(s2, s6, 0x20));
+        Avx.Store(dst + 3 * ldd, Avx.Permute2x128(s3, s7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(s0, s4, 0x31));
+        Avx.Store(dst + 5 * ldd, Avx.Permute2x128(s1, s5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(s2, s6, 0x31));
+        Avx.Store(dst + 7 * ldd, Avx.Permute2x128(s3, s7, 0x31));
+    }
+
+    /// <summary>
+    /// Per-thread packing buffers, 64-byte aligned, on the pinned object heap (so they are reclaimed with
+    /// the thread). They grow geometrically to the largest request seen (at most MC×KC and NC×KC floats,
+    /// ~4.4 MiB in all) and are reused, so steady-state calls allocate nothing.
+    /// </summary>
+    private readonly struct PackBuffers
+    {
+        [ThreadStatic] private static float[]? t_a;
+        [ThreadStatic] private static float[]? t_b;
+
+        public readonly float* A;
+        public readonly float* B;
+
+        private PackBuffers(float* a, float* b) { A = a; B = b; }
+
+        public static PackBuffers ForCurrentThread(int aFloats, int bFloats)
+        {
+            return new PackBuffers(Align(ref t_a, aFloats, MC * KC), Align(ref t_b, bFloats, NC * KC));
+        }
+
+        private static float* Align(ref float[]? array, int need, int max)
+        {
+            const int slack = 16; // room to align the start to 64 bytes
+            if (array is null || array.Length < need + slack)
+            {
+                int size = Math.Max(need, Math.Min(max, 2 * (array?.Length ?? 0)));
+                array = GC.AllocateUninitializedArray<float>(size + slack, pinned: true);
+            }
+            return Align(array);
+        }
+
+        private static float* Align(float[] array)
+        {
+            nint addr = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+            return (float*)((addr + 63) & ~(nint)63);
+        }
     }
 }

@@ -1,0 +1,324 @@
+using MoraEngine.Backends.Cpu;
+using Xunit;
+
+namespace MoraEngine.Tests;
+
+public class SgemmTests
+{
+    // Isa is internal, so theories take the kernel by name (public test methods can't expose it).
+
+    /// <summary>Every kernel this CPU can run (Avx512, Avx2 and Scalar on an AVX-512 machine).</summary>
+    public static IEnumerable<object[]> Isas()
+    {
+        foreach (Isa isa in Enum.GetValues<Isa>())
+            if (Sgemm.IsSupported(isa)) yield return [isa.ToString()];
+    }
+
+    public static IEnumerable<object[]> Shapes()
+    {
+        (int m, int n, int k)[] shapes =
+        [
+            (1, 1, 1), (3, 5, 7), (17, 33, 65), (67, 129, 31), (200, 1, 300), (1, 300, 200),
+            (255, 257, 259),
+            (400, 301, 600),   // crosses MC (192) and KC (256), uneven last blocks
+            (19, 4133, 300),   // crosses NC (4096)
+            (8, 32, 256),      // exactly one AVX-512 tile and one KC block
+            (48, 64, 513),
+        ];
+        foreach (var (m, n, k) in shapes)
+            yield return [m, n, k];
+    }
+
+    private sealed class Case
+    {
+        public required int M, N, K, Lda, Ldb, Ldc;
+        public required bool TransA, TransB;
+        public required float[] A, B, C0;
+        public required double[] Expected, Bound;
+    }
+
+    private static float[] RandomArray(Random rng, int length)
+    {
+        var x = new float[length];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        return x;
+    }
+
+    /// <summary>Builds a case with padded leading dimensions and the double-precision reference result.</summary>
+    private static Case MakeCase(Random rng, bool transA, bool transB, int m, int n, int k, float alpha, float beta,
+        int padA = 0, int padB = 0, int padC = 0, bool nanC = false)
+    {
+        int rowsA = transA ? k : m, colsA = transA ? m : k;
+        int rowsB = transB ? n : k, colsB = transB ? k : n;
+        int lda = Math.Max(1, colsA + padA), ldb = Math.Max(1, colsB + padB), ldc = Math.Max(1, n + padC);
+        float[] a = RandomArray(rng, Math.Max(0, (rowsA - 1) * lda + colsA));
+        float[] b = RandomArray(rng, Math.Max(0, (rowsB - 1) * ldb + colsB));
+        float[] c0 = RandomArray(rng, Math.Max(0, (m - 1) * ldc + n));
+        if (nanC) Array.Fill(c0, float.NaN);
+
+        var expected = new double[m * n];
+        var bound = new double[m * n];
+        for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+        {
+            double sum = 0, abs = 0;
+            for (int p = 0; p < k; p++)
+            {
+                double av = transA ? a[p * lda + i] : a[i * lda + p];
+                double bv = transB ? b[j * ldb + p] : b[p * ldb + j];
+                sum += av * bv;
+                abs += Math.Abs(av * bv);
+            }
+            double old = beta == 0 ? 0 : c0[i * ldc + j];
+            expected[i * n + j] = alpha * sum + beta * old;
+            bound[i * n + j] = Math.Abs(alpha) * abs + Math.Abs(beta * old);
+        }
+
+        return new Case
+        {
+            M = m, N = n, K = k, Lda = lda, Ldb = ldb, Ldc = ldc, TransA = transA, TransB = transB,
+            A = a, B = b, C0 = c0, Expected = expected, Bound = bound,
+        };
+    }
+
+    private static void AssertClose(Case t, float[] c, int cOffset = 0, string what = "")
+    {
+        for (int i = 0; i < t.M; i++)
+        for (int j = 0; j < t.N; j++)
+        {
+            double got = c[cOffset + i * t.Ldc + j];
+            double want = t.Expected[i * t.N + j];
+            double tol = 1e-4 * t.Bound[i * t.N + j] + 1e-30;
+            if (!(Math.Abs(got - want) <= tol))
+                Assert.Fail($"{what} m={t.M} n={t.N} k={t.K} tA={t.TransA} tB={t.TransB}: C[{i},{j}] = {got}, expected {want} (tol {tol})");
+        }
+
+        // Padding between rows of C must be untouched.
+        for (int i = 0; i + 1 < t.M; i++)
+        for (int j = t.N; j < t.Ldc; j++)
+        {
+            int idx = cOffset + i * t.Ldc + j;
+            Assert.True(c[idx].Equals(t.C0[i * t.Ldc + j]), $"{what} padding C[{i},{j}] was modified");
+        }
+    }
+
+    private static float[] Run(Isa isa, Case t, float alpha, float beta)
+    {
+        var c = (float[])t.C0.Clone();
+        Sgemm.Multiply(isa, t.TransA, t.TransB, t.M, t.N, t.K, alpha, t.A, t.Lda, t.B, t.Ldb, beta, c, t.Ldc);
+        return c;
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void AllTransposesAndKernels_MatchReference(int m, int n, int k)
+    {
+        var rng = new Random(m * 1_000_003 + n * 1009 + k);
+        foreach (bool transA in new[] { false, true })
+        foreach (bool transB in new[] { false, true })
+        {
+            // beta = 0 with NaN garbage in C, no padding.
+            var t0 = MakeCase(rng, transA, transB, m, n, k, 1f, 0f, nanC: true);
+            // alpha ≠ 1, beta = 1, padded leading dimensions.
+            var t1 = MakeCase(rng, transA, transB, m, n, k, -0.75f, 1f, padA: 3, padB: 5, padC: 7);
+            foreach (Isa isa in Enum.GetValues<Isa>())
+            {
+                if (!Sgemm.IsSupported(isa)) continue;
+                AssertClose(t0, Run(isa, t0, 1f, 0f), what: $"{isa} beta=0");
+                AssertClose(t1, Run(isa, t1, -0.75f, 1f), what: $"{isa} beta=1");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Isas))]
+    public void ArbitraryAlphaBeta_WithPadding(string isaName)
+    {
+        var isa = Enum.Parse<Isa>(isaName);
+        var rng = new Random(7);
+        var t = MakeCase(rng, true, false, 37, 71, 45, 2.5f, -0.5f, padA: 1, padB: 16, padC: 3);
+        AssertClose(t, Run(isa, t, 2.5f, -0.5f));
+    }
+
+    [Theory]
+    [MemberData(nameof(Isas))]
+    public void ZeroK_ScalesC(string isaName)
+    {
+        var isa = Enum.Parse<Isa>(isaName);
+        var rng = new Random(3);
+        var t = MakeCase(rng, false, false, 13, 9, 0, 1f, 0.5f, padC: 2);
+        AssertClose(t, Run(isa, t, 1f, 0.5f));
+
+        var z = MakeCase(rng, false, true, 13, 9, 0, 1f, 0f, nanC: true);
+        var c = Run(isa, z, 1f, 0f);
+        for (int i = 0; i < c.Length; i++) Assert.Equal(0f, c[i]);
+    }
+
+    [Fact]
+    public void EmptyDimensions_DoNothing()
+    {
+        var c = new float[] { 1, 2, 3 };
+        Sgemm.Multiply(false, false, 0, 3, 4, 1f, [], 4, new float[12], 3, 0f, [], 3);
+        Sgemm.Multiply(false, false, 3, 0, 4, 1f, new float[12], 4, [], 1, 0f, [], 1);
+        Sgemm.Multiply(false, false, 1, 3, 0, 1f, [], 1, [], 3, 2f, c, 3);
+        Assert.Equal(new float[] { 2, 4, 6 }, c);
+    }
+
+    [Fact]
+    public void ShortSpan_Throws()
+    {
+        Assert.Throws<ArgumentException>(() =>
+            Sgemm.Multiply(false, false, 4, 4, 4, 1f, new float[15], 4, new float[16], 4, 0f, new float[16], 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            Sgemm.Multiply(false, false, 4, 4, 4, 1f, new float[16], 3, new float[16], 4, 0f, new float[16], 4));
+    }
+
+    [Fact]
+    public void LargeMultiply_IsDeterministic()
+    {
+        var rng = new Random(11);
+        int m = 300, n = 520, k = 700;
+        var a = RandomArray(rng, m * k);
+        var b = RandomArray(rng, k * n);
+        var c1 = new float[m * n];
+        var c2 = new float[m * n];
+        Sgemm.Multiply(false, true, m, n, k, 1f, a, k, b, k, 0f, c1, n);
+        for (int rep = 0; rep < 3; rep++)
+        {
+            Array.Fill(c2, float.NaN);
+            Sgemm.Multiply(false, true, m, n, k, 1f, a, k, b, k, 0f, c2, n);
+            Assert.True(c1.AsSpan().SequenceEqual(c2), "results differ between runs");
+        }
+    }
+
+    [Fact]
+    public void ConcurrentCallers_GetBitIdenticalResults()
+    {
+        // Callers that find the pool busy run inline on their own thread with a different partition
+        // of C; each element's k-order does not depend on the partition, so results must be identical.
+        var rng = new Random(13);
+        int m = 150, n = 170, k = 530;
+        var a = RandomArray(rng, m * k);
+        var b = RandomArray(rng, k * n);
+        var expected = new float[m * n];
+        Sgemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 0f, expected, n);
+
+        var results = new bool[4];
+        Parallel.For(0, results.Length, t =>
+        {
+            var c = new float[m * n];
+            bool same = true;
+            for (int rep = 0; rep < 8; rep++)
+            {
+                Sgemm.Multiply(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+                same &= c.AsSpan().SequenceEqual(expected);
+            }
+            results[t] = same;
+        });
+        Assert.All(results, Assert.True);
+    }
+
+    [Fact]
+    public void ForceIsa_SwitchesKernel()
+    {
+        var rng = new Random(5);
+        var t = MakeCase(rng, false, false, 21, 35, 19, 1f, 0f);
+        try
+        {
+            foreach (Isa isa in Enum.GetValues<Isa>())
+            {
+                if (!Sgemm.IsSupported(isa)) continue;
+                Sgemm.ForceIsa(isa);
+                Assert.Equal(isa, Sgemm.ActiveIsa);
+                var c = (float[])t.C0.Clone();
+                Sgemm.Multiply(false, false, t.M, t.N, t.K, 1f, t.A, t.Lda, t.B, t.Ldb, 0f, c, t.Ldc);
+                AssertClose(t, c, what: $"forced {isa}");
+            }
+        }
+        finally
+        {
+            Sgemm.ForceIsa(null);
+        }
+        Assert.Equal(Sgemm.DetectedIsa, Sgemm.ActiveIsa);
+    }
+
+    public static IEnumerable<object[]> BatchCases()
+    {
+        // (batch, m, n, k, broadcastA, broadcastB)
+        foreach (Isa isa in Enum.GetValues<Isa>())
+        {
+            if (!Sgemm.IsSupported(isa)) continue;
+            yield return [isa.ToString(), 5, 7, 9, 11, false, false];     // small: parallel over batch
+            yield return [isa.ToString(), 4, 33, 17, 40, true, false];    // strideA = 0
+            yield return [isa.ToString(), 3, 20, 45, 16, false, true];    // strideB = 0
+            yield return [isa.ToString(), 3, 130, 140, 150, false, true]; // large: parallel inside each multiply
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(BatchCases))]
+    public void Batched_MatchesPerMatrixReference(string isaName, int batch, int m, int n, int k, bool broadcastA, bool broadcastB)
+    {
+        var isa = Enum.Parse<Isa>(isaName);
+        var rng = new Random(batch * 31 + m);
+        foreach (bool transA in new[] { false, true })
+        foreach (bool transB in new[] { false, true })
+        {
+            float alpha = 1.5f, beta = 0.25f;
+            var cases = new Case[batch];
+            var shared = MakeCase(rng, transA, transB, m, n, k, alpha, beta, padA: 2, padB: 1, padC: 3);
+            for (int i = 0; i < batch; i++)
+            {
+                var t = MakeCase(rng, transA, transB, m, n, k, alpha, beta, padA: 2, padB: 1, padC: 3);
+                // Broadcast operands are shared by the whole batch: rebuild the reference with them.
+                if (broadcastA || broadcastB)
+                    t = WithOperands(t, broadcastA ? shared.A : t.A, broadcastB ? shared.B : t.B, alpha, beta);
+                cases[i] = t;
+            }
+
+            long strideA = broadcastA ? 0 : cases[0].A.Length + 5;
+            long strideB = broadcastB ? 0 : cases[0].B.Length + 2;
+            long strideC = cases[0].C0.Length + 4;
+            var a = new float[broadcastA ? cases[0].A.Length : strideA * batch];
+            var b = new float[broadcastB ? cases[0].B.Length : strideB * batch];
+            var c = new float[strideC * batch];
+            for (int i = 0; i < batch; i++)
+            {
+                cases[i].A.CopyTo(a, broadcastA ? 0 : i * strideA);
+                cases[i].B.CopyTo(b, broadcastB ? 0 : i * strideB);
+                cases[i].C0.CopyTo(c, i * strideC);
+            }
+
+            Sgemm.MultiplyBatched(isa, batch, transA, transB, m, n, k, alpha, a, cases[0].Lda, strideA,
+                b, cases[0].Ldb, strideB, beta, c, cases[0].Ldc, strideC);
+            for (int i = 0; i < batch; i++)
+                AssertClose(cases[i], c, (int)(i * strideC), $"{isa} batch item {i}");
+        }
+    }
+
+    private static Case WithOperands(Case t, float[] a, float[] b, float alpha, float beta)
+    {
+        var expected = new double[t.M * t.N];
+        var bound = new double[t.M * t.N];
+        for (int i = 0; i < t.M; i++)
+        for (int j = 0; j < t.N; j++)
+        {
+            double sum = 0, abs = 0;
+            for (int p = 0; p < t.K; p++)
+            {
+                double av = t.TransA ? a[p * t.Lda + i] : a[i * t.Lda + p];
+                double bv = t.TransB ? b[j * t.Ldb + p] : b[p * t.Ldb + j];
+                sum += av * bv;
+                abs += Math.Abs(av * bv);
+            }
+            double old = t.C0[i * t.Ldc + j];
+            expected[i * t.N + j] = alpha * sum + beta * old;
+            bound[i * t.N + j] = Math.Abs(alpha) * abs + Math.Abs(beta * old);
+        }
+        return new Case
+        {
+            M = t.M, N = t.N, K = t.K, Lda = t.Lda, Ldb = t.Ldb, Ldc = t.Ldc, TransA = t.TransA, TransB = t.TransB,
+            A = a, B = b, C0 = t.C0, Expected = expected, Bound = bound,
+        };
+    }
+}
