@@ -1,10 +1,3 @@
-using System.CommandLine;
-using MoraEngine.Cli.Commands;
+using MoraEngine.Cli;
 
-var root = new RootCommand("mora — train, adapt and benchmark small transformers in pure managed .NET")
-{
-    TrainCommand.Create(),
-    BenchCommand.Create(),
-    InfoCommand.Create(),
-};
-return root.Parse(args).Invoke();
+return MoraCli.Build().Parse(args).Invoke();

@@ -1,0 +1,15 @@
+using System.CommandLine;
+using MoraEngine.Cli.Commands;
+
+namespace MoraEngine.Cli;
+
+/// <summary>The <c>mora</c> command tree.</summary>
+internal static class MoraCli
+{
+    public static RootCommand Build() => new("mora — train, adapt and benchmark small transformers in pure managed .NET")
+    {
+        TrainCommand.Create(),
+        BenchCommand.Create(),
+        InfoCommand.Create(),
+    };
+}
