@@ -203,7 +203,10 @@ public sealed partial class Tensor
     /// <summary>The values in logical row-major order (a copy).</summary>
     public float[] ToArray()
     {
-        var src = IsTransposed ? Ops.Contiguous(this) : this;
+        Tensor src = this;
+        if (IsTransposed)
+            using (Autograd.Graph.NoGrad())
+                src = Ops.Contiguous(this);
         var result = new float[Length];
         Device.Backend.Download(src, result);
         return result;
