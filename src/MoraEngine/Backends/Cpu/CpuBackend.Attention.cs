@@ -1,0 +1,374 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace MoraEngine.Backends.Cpu;
+
+/// <summary>
+/// Fused causal attention, RoPE and strided column copies.
+/// Attention runs one (batch, head) pair at a time per worker. Each product is a 4×16 register tile
+/// (<see cref="AttnTile"/>) over a per-thread packed copy of its right-hand operand; the left-hand operand is read
+/// in place through row/column strides, which covers the strided head columns of q/k/v and the transposed reads
+/// of P and dS. Tiles above the diagonal are never computed. The upper triangle of P and dS is left unwritten except
+/// inside the 4×4 diagonal blocks, where it is zeroed because a 4-row tile reads those cells.
+/// </summary>
+public sealed partial class CpuBackend
+{
+    private const int AttnRows = 4;
+    private const int AttnCols = 16;
+
+    [ThreadStatic] private static float[]? _attnScratch;
+
+    private static float[] AttnScratch(int length)
+    {
+        var s = _attnScratch;
+        if (s == null || s.Length < length) _attnScratch = s = new float[length];
+        return s;
+    }
+
+    private static int RoundUp(int n, int m) => (n + m - 1) / m * m;
+
+    /// <summary>Pairs per worker chunk: small problems stay on the calling thread.</summary>
+    private static int AttnGrain(int seq, int headDim) =>
+        (int)Math.Max(1, (1L << 18) / Math.Max(1L, (long)seq * seq * Math.Max(1, headDim)));
+
+    public unsafe void CausalAttention(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs,
+        int batch, int seq, int heads, int headDim, float scale)
+    {
+        float[] Q = q.CpuArray, K = k.CpuArray, V = v.CpuArray, O = output.CpuArray, P = probs.CpuArray;
+        int qo = q.Offset, ko = k.Offset, vo = v.Offset, oo = output.Offset, po = probs.Offset;
+        int T = seq, hd = headDim, D = heads * headDim;
+        if (T == 0 || hd == 0 || batch == 0 || heads == 0) return;
+        int tPad = RoundUp(T, AttnCols), hdPad = RoundUp(hd, AttnCols);
+        CpuParallel.For(batch * heads, AttnGrain(T, hd), (p0, p1) =>
+        {
+            var scratch = AttnScratch(hd * tPad + T * hdPad);
+            fixed (float* pq = Q, pk = K, pv = V, pO = O, pP = P, ps = scratch)
+            {
+                for (var pair = p0; pair < p1; pair++)
+                {
+                    int b = pair / heads, h = pair % heads;
+                    var head = (long)b * T * D + h * hd;
+                    AttentionPairForward(pq + qo + head, pk + ko + head, pv + vo + head, pO + oo + head,
+                        pP + po + (long)pair * T * T, ps, ps + hd * tPad, T, hd, D, tPad, hdPad, scale);
+                }
+            }
+        });
+    }
+
+    private static unsafe void AttentionPairForward(float* q, float* k, float* v, float* o, float* p,
+        float* kt, float* vp, int T, int hd, int D, int tPad, int hdPad, float scale)
+    {
+        PackTransposed(k, D, T, hd, kt, tPad);
+        PackRows(v, D, T, hd, vp, hdPad);
+
+        // S = scale·Q·Kᵀ into P, tiles touching the lower triangle only.
+        for (var i0 = 0; i0 < T; i0 += AttnRows)
+        {
+            var iEnd = Math.Min(T, i0 + AttnRows);
+            for (var c0 = 0; c0 < iEnd; c0 += AttnCols)
+                AttnTile(q, D, 1, T, i0, 0, hd, kt, tPad, c0, Math.Min(AttnCols, T - c0), p, T, scale, false);
+        }
+
+        for (var i = 0; i < T; i++)
+        {
+            var row = new Span<float>(p + (long)i * T, i + 1);
+            var max = TensorPrimitives.Max(row);
+            TensorPrimitives.Subtract(row, max, row);
+            TensorPrimitives.Exp(row, row);
+            TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+            ZeroDiagonalBlockTail(p, T, i);
+        }
+
+        // O = P·V: row block i0 needs columns j < i0 + 4 only (P is zero above the diagonal inside the block).
+        for (var i0 = 0; i0 < T; i0 += AttnRows)
+        {
+            var pEnd = Math.Min(T, i0 + AttnRows);
+            for (var c0 = 0; c0 < hd; c0 += AttnCols)
+                AttnTile(p, T, 1, T, i0, 0, pEnd, vp, hdPad, c0, Math.Min(AttnCols, hd - c0), o, D, 1f, false);
+        }
+    }
+
+    /// <summary>Zeros row i's cells right of the diagonal up to the end of its 4×4 diagonal block.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void ZeroDiagonalBlockTail(float* m, int T, int i)
+    {
+        var end = Math.Min(T, (i | (AttnRows - 1)) + 1);
+        for (var j = i + 1; j < end; j++) m[(long)i * T + j] = 0f;
+    }
+
+    public unsafe void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor gradOutput,
+        Tensor? gradQ, bool accumulateQ, Tensor? gradK, bool accumulateK, Tensor? gradV, bool accumulateV,
+        int batch, int seq, int heads, int headDim, float scale)
+    {
+        float[] Q = q.CpuArray, K = k.CpuArray, V = v.CpuArray, P = probs.CpuArray, GO = gradOutput.CpuArray;
+        int qo = q.Offset, ko = k.Offset, vo = v.Offset, po = probs.Offset, goo = gradOutput.Offset;
+        // Absent gradients point at a dummy array; the pair kernel skips them by flag.
+        float[] GQ = gradQ?.CpuArray ?? [0f], GK = gradK?.CpuArray ?? [0f], GV = gradV?.CpuArray ?? [0f];
+        int gqo = gradQ?.Offset ?? 0, gko = gradK?.Offset ?? 0, gvo = gradV?.Offset ?? 0;
+        bool wantQ = gradQ != null, wantK = gradK != null, wantV = gradV != null;
+        int T = seq, hd = headDim, D = heads * headDim;
+        if (T == 0 || hd == 0 || batch == 0 || heads == 0) return;
+        int tPad = RoundUp(T, AttnCols), hdPad = RoundUp(hd, AttnCols);
+        var packLen = Math.Max(hd * tPad, T * hdPad);
+        CpuParallel.For(batch * heads, AttnGrain(T, hd), (p0, p1) =>
+        {
+            var scratch = AttnScratch(T * T + packLen);
+            fixed (float* pq = Q, pk = K, pv = V, pP = P, pgo = GO, pgq = GQ, pgk = GK, pgv = GV, ps = scratch)
+            {
+                for (var pair = p0; pair < p1; pair++)
+                {
+                    int b = pair / heads, h = pair % heads;
+                    var head = (long)b * T * D + h * hd;
+                    AttentionPairBackward(pq + qo + head, pk + ko + head, pv + vo + head, pP + po + (long)pair * T * T,
+                        pgo + goo + head,
+                        wantQ ? pgq + gqo + head : null, accumulateQ,
+                        wantK ? pgk + gko + head : null, accumulateK,
+                        wantV ? pgv + gvo + head : null, accumulateV,
+                        ps, ps + T * T, T, hd, D, tPad, hdPad, scale);
+                }
+            }
+        });
+    }
+
+    private static unsafe void AttentionPairBackward(float* q, float* k, float* v, float* p, float* go,
+        float* gq, bool accQ, float* gk, bool accK, float* gv, bool accV,
+        float* ds, float* pack, int T, int hd, int D, int tPad, int hdPad, float scale)
+    {
+        if (gq != null || gk != null)
+        {
+            // dP = dO·Vᵀ (lower triangle), then dS = P∘(dP − rowsum(dP∘P)) in place.
+            PackTransposed(v, D, T, hd, pack, tPad);
+            for (var i0 = 0; i0 < T; i0 += AttnRows)
+            {
+                var iEnd = Math.Min(T, i0 + AttnRows);
+                for (var c0 = 0; c0 < iEnd; c0 += AttnCols)
+                    AttnTile(go, D, 1, T, i0, 0, hd, pack, tPad, c0, Math.Min(AttnCols, T - c0), ds, T, 1f, false);
+            }
+            for (var i = 0; i < T; i++)
+            {
+                var dRow = new Span<float>(ds + (long)i * T, i + 1);
+                var pRow = new ReadOnlySpan<float>(p + (long)i * T, i + 1);
+                var dot = TensorPrimitives.Dot(dRow, pRow);
+                TensorPrimitives.Subtract(dRow, dot, dRow);
+                TensorPrimitives.Multiply(dRow, pRow, dRow);
+                ZeroDiagonalBlockTail(ds, T, i);
+            }
+        }
+
+        // Order dQ, dK, dV: the op takes gradient slots in that order, so a shared buffer is overwritten first.
+        if (gq != null)
+        {
+            // dQ_i = scale·Σ_{j≤i} dS_ij·K_j
+            PackRows(k, D, T, hd, pack, hdPad);
+            for (var i0 = 0; i0 < T; i0 += AttnRows)
+            {
+                var pEnd = Math.Min(T, i0 + AttnRows);
+                for (var c0 = 0; c0 < hd; c0 += AttnCols)
+                    AttnTile(ds, T, 1, T, i0, 0, pEnd, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gq, D, scale, accQ);
+            }
+        }
+        if (gk != null)
+        {
+            // dK_j = scale·Σ_{i≥j} dS_ij·Q_i: dS read transposed (row stride 1, column stride T).
+            PackRows(q, D, T, hd, pack, hdPad);
+            for (var j0 = 0; j0 < T; j0 += AttnRows)
+                for (var c0 = 0; c0 < hd; c0 += AttnCols)
+                    AttnTile(ds, 1, T, T, j0, j0, T, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gk, D, scale, accK);
+        }
+        if (gv != null)
+        {
+            // dV_j = Σ_{i≥j} P_ij·dO_i
+            PackRows(go, D, T, hd, pack, hdPad);
+            for (var j0 = 0; j0 < T; j0 += AttnRows)
+                for (var c0 = 0; c0 < hd; c0 += AttnCols)
+                    AttnTile(p, 1, T, T, j0, j0, T, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gv, D, 1f, accV);
+        }
+    }
+
+    /// <summary>dst[r·ldd + c] = src[r·lds + c] for a rows×cols block.</summary>
+    private static unsafe void PackRows(float* src, nint lds, int rows, int cols, float* dst, nint ldd)
+    {
+        for (var r = 0; r < rows; r++)
+            new ReadOnlySpan<float>(src + r * lds, cols).CopyTo(new Span<float>(dst + r * ldd, cols));
+    }
+
+    /// <summary>dst[c·ldd + r] = src[r·lds + c] for a rows×cols block.</summary>
+    private static unsafe void PackTransposed(float* src, nint lds, int rows, int cols, float* dst, nint ldd)
+    {
+        for (var r = 0; r < rows; r++)
+        {
+            var s = src + r * lds;
+            var d = dst + r;
+            for (var c = 0; c < cols; c++) d[c * ldd] = s[c];
+        }
+    }
+
+    /// <summary>
+    /// One 4×16 tile: C[r0+r, c0+c] (+)= alpha·Σ_{p0≤p&lt;p1} A(r0+r, p)·B[p, c0+c] for r &lt; 4, c &lt; 16, where
+    /// A(r, p) = a[r·rs + p·ps] and B is packed with row stride ldb (a multiple of 16, so 16 columns can always be
+    /// loaded). Only the first min(4, rowsTotal − r0) rows and <paramref name="cols"/> columns are stored; rows past
+    /// the end re-read the last row so every load stays in bounds, and lanes past <paramref name="cols"/> are dropped.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void AttnTile(float* a, nint rs, nint ps, int rowsTotal, int r0, int p0, int p1,
+        float* b, nint ldb, int c0, int cols, float* c, nint ldc, float alpha, bool accumulate)
+    {
+        var rows = Math.Min(AttnRows, rowsTotal - r0);
+        var last = rowsTotal - 1;
+        var a0 = a + r0 * rs;
+        var a1 = a + Math.Min(r0 + 1, last) * rs;
+        var a2 = a + Math.Min(r0 + 2, last) * rs;
+        var a3 = a + Math.Min(r0 + 3, last) * rs;
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default;
+        var bp = b + p0 * ldb + c0;
+        for (nint p = p0; p < p1; p++, bp += ldb)
+        {
+            var b0 = Vector256.Load(bp);
+            var b1 = Vector256.Load(bp + 8);
+            var ap = p * ps;
+            var x = Vector256.Create(a0[ap]);
+            c00 = Vector256.MultiplyAddEstimate(x, b0, c00);
+            c01 = Vector256.MultiplyAddEstimate(x, b1, c01);
+            x = Vector256.Create(a1[ap]);
+            c10 = Vector256.MultiplyAddEstimate(x, b0, c10);
+            c11 = Vector256.MultiplyAddEstimate(x, b1, c11);
+            x = Vector256.Create(a2[ap]);
+            c20 = Vector256.MultiplyAddEstimate(x, b0, c20);
+            c21 = Vector256.MultiplyAddEstimate(x, b1, c21);
+            x = Vector256.Create(a3[ap]);
+            c30 = Vector256.MultiplyAddEstimate(x, b0, c30);
+            c31 = Vector256.MultiplyAddEstimate(x, b1, c31);
+        }
+        var cp = c + r0 * ldc + c0;
+        if (rows == AttnRows && cols == AttnCols)
+        {
+            var al = Vector256.Create(alpha);
+            StoreRow(cp, c00 * al, c01 * al, accumulate);
+            StoreRow(cp + ldc, c10 * al, c11 * al, accumulate);
+            StoreRow(cp + 2 * ldc, c20 * al, c21 * al, accumulate);
+            StoreRow(cp + 3 * ldc, c30 * al, c31 * al, accumulate);
+        }
+        else
+        {
+            StoreTilePartial(cp, ldc, rows, cols, alpha, accumulate, c00, c01, c10, c11, c20, c21, c30, c31);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreRow(float* dst, Vector256<float> lo, Vector256<float> hi, bool accumulate)
+    {
+        if (accumulate)
+        {
+            lo += Vector256.Load(dst);
+            hi += Vector256.Load(dst + 8);
+        }
+        lo.Store(dst);
+        hi.Store(dst + 8);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void StoreTilePartial(float* cp, nint ldc, int rows, int cols, float alpha, bool accumulate,
+        Vector256<float> c00, Vector256<float> c01, Vector256<float> c10, Vector256<float> c11,
+        Vector256<float> c20, Vector256<float> c21, Vector256<float> c30, Vector256<float> c31)
+    {
+        var t = stackalloc float[AttnRows * AttnCols];
+        c00.Store(t); c01.Store(t + 8);
+        c10.Store(t + 16); c11.Store(t + 24);
+        c20.Store(t + 32); c21.Store(t + 40);
+        c30.Store(t + 48); c31.Store(t + 56);
+        for (var r = 0; r < rows; r++)
+        {
+            var dst = cp + r * ldc;
+            var src = t + r * AttnCols;
+            for (var j = 0; j < cols; j++)
+                dst[j] = accumulate ? dst[j] + alpha * src[j] : alpha * src[j];
+        }
+    }
+
+    // ---------------------------------------------------------------- RoPE
+
+    public unsafe void Rope(Tensor x, Tensor y, Tensor cos, Tensor sin, int batch, int seq, int heads, int headDim,
+        int positionOffset, bool inverse, bool accumulate)
+    {
+        float[] X = x.CpuArray, Y = y.CpuArray, C = cos.CpuArray, S = sin.CpuArray;
+        int xo = x.Offset, yo = y.Offset, co = cos.Offset, so = sin.Offset;
+        int D = heads * headDim, half = headDim / 2;
+        var sign = inverse ? -1f : 1f;
+        CpuParallel.For(batch * seq, Math.Max(1, ParallelGrain / Math.Max(1, D)), (r0, r1) =>
+        {
+            fixed (float* px = X, py = Y, pc = C, psn = S)
+            {
+                for (var r = r0; r < r1; r++)
+                {
+                    var pos = (long)(r % seq + positionOffset) * half;
+                    for (var h = 0; h < heads; h++)
+                    {
+                        var at = (long)r * D + h * headDim;
+                        RopeHead(px + xo + at, py + yo + at, pc + co + pos, psn + so + pos, half, sign, accumulate);
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>y (+)= (x₁·cos − x₂·sin·sign, x₂·cos + x₁·sin·sign) for x = (x₁, x₂) halves.</summary>
+    private static unsafe void RopeHead(float* x, float* y, float* c, float* s, int half, float sign, bool accumulate)
+    {
+        var j = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var sg = Vector256.Create(sign);
+            for (; j + 8 <= half; j += 8)
+            {
+                var x1 = Vector256.Load(x + j);
+                var x2 = Vector256.Load(x + half + j);
+                var cv = Vector256.Load(c + j);
+                var sv = Vector256.Load(s + j) * sg;
+                var y1 = x1 * cv - x2 * sv;
+                var y2 = x2 * cv + x1 * sv;
+                if (accumulate)
+                {
+                    y1 += Vector256.Load(y + j);
+                    y2 += Vector256.Load(y + half + j);
+                }
+                y1.Store(y + j);
+                y2.Store(y + half + j);
+            }
+        }
+        for (; j < half; j++)
+        {
+            float x1 = x[j], x2 = x[half + j], cv = c[j], sv = s[j] * sign;
+            var y1 = x1 * cv - x2 * sv;
+            var y2 = x2 * cv + x1 * sv;
+            if (accumulate)
+            {
+                y1 += y[j];
+                y2 += y[half + j];
+            }
+            y[j] = y1;
+            y[half + j] = y2;
+        }
+    }
+
+    // ---------------------------------------------------------------- strided copies
+
+    public void CopyColumns(Tensor src, int srcColumn, int srcStride, Tensor dst, int dstColumn, int dstStride,
+        int rows, int width, bool accumulate)
+    {
+        if (rows == 0 || width == 0) return;
+        float[] S = src.CpuArray, Dst = dst.CpuArray;
+        int so = src.Offset + srcColumn, dOff = dst.Offset + dstColumn;
+        CpuParallel.For(rows, Math.Max(1, ParallelGrain / width), (r0, r1) =>
+        {
+            for (var r = r0; r < r1; r++)
+            {
+                ReadOnlySpan<float> s = S.AsSpan(so + r * srcStride, width);
+                var d = Dst.AsSpan(dOff + r * dstStride, width);
+                if (accumulate) TensorPrimitives.Add(d, s, d);
+                else s.CopyTo(d);
+            }
+        });
+    }
+}

@@ -1,0 +1,47 @@
+using MoraEngine.Autograd;
+
+namespace MoraEngine;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Fused multi-head causal self-attention. <paramref name="q"/>, <paramref name="k"/>, <paramref name="v"/> are
+    /// [B, T, D] with D = heads·headDim (head h uses columns [h·headDim, (h+1)·headDim), as produced by separate
+    /// q/k/v Linear layers); the result is [B, T, D] in the same layout, ready for the output projection.
+    /// Per batch and head: softmax(Q·Kᵀ/√headDim, position t attends to positions ≤ t)·V. The heads are read in
+    /// place (no head-major copies); the attention probabilities [B, heads, T, T] are kept for backward.
+    /// Apply <see cref="Rope"/> to q and k first for rotary positions.
+    /// </summary>
+    public static Tensor CausalSelfAttention(Tensor q, Tensor k, Tensor v, int heads)
+    {
+        Tensor.SameDevice("CausalSelfAttention", q, k);
+        Tensor.SameDevice("CausalSelfAttention", q, v);
+        if (q.Rank != 3 || !ShapeUtil.Equal(q.Shape, k.Shape) || !ShapeUtil.Equal(q.Shape, v.Shape))
+            throw new ArgumentException($"CausalSelfAttention: q, k and v must share one [B, T, D] shape, got q {q.ShapeText}, k {k.ShapeText}, v {v.ShapeText}.");
+        int B = q.Dim(0), T = q.Dim(1), D = q.Dim(2);
+        if (heads <= 0 || D % heads != 0)
+            throw new ArgumentException($"CausalSelfAttention: model width {D} of {q.ShapeText} is not divisible by {heads} heads.", nameof(heads));
+        var hd = D / heads;
+        q = Contiguous(q);
+        k = Contiguous(k);
+        v = Contiguous(v);
+        var scale = hd == 0 ? 1f : 1f / MathF.Sqrt(hd);
+        var output = Tensor.Empty(q.Device, [B, T, D]);
+        var probs = Tensor.Empty(q.Device, [B, heads, T, T]);
+        var be = q.Device.Backend;
+        be.CausalAttention(q, k, v, output, probs, B, T, heads, hd, scale);
+
+        if (Graph.Needs([q, k, v]))
+            Graph.Record("CausalSelfAttention", output, [q, k, v], gy =>
+            {
+                // Slots in the order q, k, v: the kernel applies them in that order, so shared inputs add up correctly.
+                Tensor? gq = null, gk = null, gv = null;
+                bool aq = false, ak = false, av = false;
+                if (q.RequiresGrad) (gq, aq) = Graph.GradSlot(q);
+                if (k.RequiresGrad) (gk, ak) = Graph.GradSlot(k);
+                if (v.RequiresGrad) (gv, av) = Graph.GradSlot(v);
+                be.CausalAttentionBackward(q, k, v, probs, gy, gq, aq, gk, ak, gv, av, B, T, heads, hd, scale);
+            });
+        return output;
+    }
+}
