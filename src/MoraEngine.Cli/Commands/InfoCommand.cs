@@ -4,6 +4,7 @@ using System.Reflection;
 using System.Runtime.Intrinsics;
 using ILGPU;
 using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
 using Spectre.Console;
 
 namespace MoraEngine.Cli.Commands;

@@ -19,7 +19,7 @@ public static class Checkpoint
     public static void Save(string path, Trainer trainer)
     {
         var model = trainer.Model;
-        var names = model.NamedParameters().ToDictionary(p => p.Param, p => p.Name, ReferenceEqualityComparer.Instance);
+        var names = model.NamedParameters().ToDictionary(p => (object)p.Param, p => p.Name, ReferenceEqualityComparer.Instance);
         var tensors = new List<SafeTensor>();
         foreach (var (name, p) in model.NamedParameters()) tensors.Add(new SafeTensor(name, p.ShapeArray.ToArray(), p.ToArray()));
         foreach (var (index, slot, state) in trainer.Optimizer.StateTensors())
@@ -67,7 +67,7 @@ public static class Checkpoint
             throw new SafetensorsException(file.Path, null, $"checkpoint model config differs from the trainer's model:\n{config.ToJson()}\nvs\n{trainer.Model.Config.ToJson()}");
         ModelIO.LoadWeights(file, trainer.Model, strict: true, belongsToModel: n => !n.StartsWith(OptimPrefix, StringComparison.Ordinal));
 
-        var names = trainer.Model.NamedParameters().ToDictionary(p => p.Param, p => p.Name, ReferenceEqualityComparer.Instance);
+        var names = trainer.Model.NamedParameters().ToDictionary(p => (object)p.Param, p => p.Name, ReferenceEqualityComparer.Instance);
         foreach (var (index, slot, state) in trainer.Optimizer.StateTensors())
         {
             var pname = names.TryGetValue(trainer.Optimizer.Parameters[index], out var n) ? n : $"#{index}";
