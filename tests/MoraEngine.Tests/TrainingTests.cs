@@ -17,7 +17,7 @@ public class TrainingTests
         task = new CopyTaskSource(length: 6, alphabet: 8, seed: seed + 1);
         var model = new TransformerModel(CopyConfig(task), seed);
         var opt = new AdamW(model.TrainableParameters(), 3e-3f, weightDecay: 0.0f);
-        return new Trainer(model, opt, new WarmupCosineLr(3e-3f, 20, steps, 3e-4f), task,
+        return new Trainer(model, opt, new WarmupCosineLr(3e-3f, Math.Min(20, steps), steps, 3e-4f), task,
             new TrainerOptions { BatchSize = 16, Time = task.Time });
     }
 
