@@ -123,6 +123,20 @@ public class AttentionOpsTests
     }
 
     [Fact]
+    public void GradCheck_SaturatedScores()
+    {
+        // Score gaps of hundreds push exp to its clamped range; probabilities must still match the reference.
+        const int B = 1, T = 9, H = 1, hd = 4;
+        var rng = new Rng(13);
+        var shape = new[] { B, T, hd };
+        GradCheck.Check(
+            [(GradCheck.Rand(rng, T * hd, 20f), shape), (GradCheck.Rand(rng, T * hd, 20f), shape), (GradCheck.Rand(rng, T * hd), shape)],
+            t => Ops.CausalSelfAttention(t[0], t[1], t[2], H),
+            r => Reference(r[0], r[1], r[2], B, T, hd, H),
+            differentiable: [2]);
+    }
+
+    [Fact]
     public void LaterKeysAndValues_DoNotChangeEarlierOutputs()
     {
         const int B = 2, T = 11, H = 3, hd = 6, D = H * hd;
