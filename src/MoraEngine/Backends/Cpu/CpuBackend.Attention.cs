@@ -142,7 +142,7 @@ public sealed partial class CpuBackend
     /// <summary>
     /// eˣ for 8 lanes (Cephes expf: x = n·ln2 + r, degree-6 polynomial in r, 2ⁿ through the exponent bits), within
     /// ~2 ulp; inputs are clamped to [−87.3, 88.3] so 2ⁿ stays a normal float. Written here because
-    /// TensorPrimitives.Exp measured 5–65 ns per element on the target runtime (precompiled code not re-jitted).
+    /// Simd.Exp measured 5–65 ns per element on the target runtime (precompiled code not re-jitted).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Exp8(Vector256<float> x)
@@ -435,7 +435,7 @@ public sealed partial class CpuBackend
             {
                 ReadOnlySpan<float> s = S.AsSpan(so + r * srcStride, width);
                 var d = Dst.AsSpan(dOff + r * dstStride, width);
-                if (accumulate) TensorPrimitives.Add(d, s, d);
+                if (accumulate) Simd.Add(d, s, d);
                 else s.CopyTo(d);
             }
         });

@@ -57,10 +57,10 @@ public sealed partial class CpuBackend
             ReadOnlySpan<float> a = A.AsSpan(ao, n), b = B.AsSpan(bo, n);
             switch (op)
             {
-                case BinaryOp.Add: TensorPrimitives.Add(a, b, c); break;
-                case BinaryOp.Sub: TensorPrimitives.Subtract(a, b, c); break;
-                case BinaryOp.Mul: TensorPrimitives.Multiply(a, b, c); break;
-                default: TensorPrimitives.Divide(a, b, c); break;
+                case BinaryOp.Add: Simd.Add(a, b, c); break;
+                case BinaryOp.Sub: Simd.Subtract(a, b, c); break;
+                case BinaryOp.Mul: Simd.Multiply(a, b, c); break;
+                default: Simd.Divide(a, b, c); break;
             }
         }
         else if (sa != 0)
@@ -69,10 +69,10 @@ public sealed partial class CpuBackend
             var s = B[bo];
             switch (op)
             {
-                case BinaryOp.Add: TensorPrimitives.Add(a, s, c); break;
-                case BinaryOp.Sub: TensorPrimitives.Subtract(a, s, c); break;
-                case BinaryOp.Mul: TensorPrimitives.Multiply(a, s, c); break;
-                default: TensorPrimitives.Divide(a, s, c); break;
+                case BinaryOp.Add: Simd.Add(a, s, c); break;
+                case BinaryOp.Sub: Simd.Subtract(a, s, c); break;
+                case BinaryOp.Mul: Simd.Multiply(a, s, c); break;
+                default: Simd.Divide(a, s, c); break;
             }
         }
         else if (sb != 0)
@@ -81,10 +81,10 @@ public sealed partial class CpuBackend
             var s = A[ao];
             switch (op)
             {
-                case BinaryOp.Add: TensorPrimitives.Add(b, s, c); break;
-                case BinaryOp.Sub: TensorPrimitives.Subtract(s, b, c); break;
-                case BinaryOp.Mul: TensorPrimitives.Multiply(b, s, c); break;
-                default: TensorPrimitives.Divide(s, b, c); break;
+                case BinaryOp.Add: Simd.Add(b, s, c); break;
+                case BinaryOp.Sub: Simd.Subtract(s, b, c); break;
+                case BinaryOp.Mul: Simd.Multiply(b, s, c); break;
+                default: Simd.Divide(s, b, c); break;
             }
         }
         else
@@ -119,18 +119,18 @@ public sealed partial class CpuBackend
                 if (O != null)
                 {
                     var t = scratch.AsSpan(0, inner);
-                    if (so != 0) TensorPrimitives.Multiply(g, O.AsSpan(oOff + oo, inner), t);
-                    else TensorPrimitives.Multiply(g, O[oOff + oo], t);
+                    if (so != 0) Simd.Multiply(g, O.AsSpan(oOff + oo, inner), t);
+                    else Simd.Multiply(g, O[oOff + oo], t);
                     g = t;
                 }
                 if (sd != 0)
                 {
                     var d = D.AsSpan(dOff + od, inner);
-                    TensorPrimitives.MultiplyAdd(g, scale, d, d);
+                    Simd.MultiplyAdd(g, scale, d, d);
                 }
                 else
                 {
-                    D[dOff + od] += scale * TensorPrimitives.Sum(g);
+                    D[dOff + od] += scale * Simd.Sum(g);
                 }
             }
         }
@@ -158,35 +158,18 @@ public sealed partial class CpuBackend
         });
     }
 
-    private const float GeluC = 0.7978845608028654f; // √(2/π)
-    private const float GeluK = 0.044715f;
-
     private static void UnaryChunk(UnaryOp op, ReadOnlySpan<float> x, Span<float> y, Span<float> t)
     {
         switch (op)
         {
-            case UnaryOp.Exp: TensorPrimitives.Exp(x, y); break;
+            case UnaryOp.Exp: Simd.Exp(x, y); break;
             case UnaryOp.Log: TensorPrimitives.Log(x, y); break;
-            case UnaryOp.Tanh: TensorPrimitives.Tanh(x, y); break;
-            case UnaryOp.Sigmoid: TensorPrimitives.Sigmoid(x, y); break;
-            case UnaryOp.Relu: TensorPrimitives.Max(x, 0f, y); break;
+            case UnaryOp.Tanh: Simd.Tanh(x, y); break;
+            case UnaryOp.Sigmoid: Simd.Sigmoid(x, y); break;
+            case UnaryOp.Relu: Simd.Max(x, 0f, y); break;
             case UnaryOp.Sqrt: TensorPrimitives.Sqrt(x, y); break;
-            case UnaryOp.Silu:
-                TensorPrimitives.Sigmoid(x, t);
-                TensorPrimitives.Multiply(x, t, y);
-                break;
-            case UnaryOp.Gelu:
-                // 0.5·x·(1 + tanh(c·(x + k·x³)))
-                TensorPrimitives.Multiply(x, x, t);
-                TensorPrimitives.Multiply(t, GeluK, t);
-                TensorPrimitives.Add(t, 1f, t);                  // 1 + k·x²
-                TensorPrimitives.Multiply(t, x, t);             // x + k·x³
-                TensorPrimitives.Multiply(t, GeluC, t);
-                TensorPrimitives.Tanh(t, t);
-                TensorPrimitives.Add(t, 1f, t);
-                TensorPrimitives.Multiply(t, x, t);
-                TensorPrimitives.Multiply(t, 0.5f, y);
-                break;
+            case UnaryOp.Silu: Simd.Silu(x, y); break;
+            case UnaryOp.Gelu: Simd.Gelu(x, y); break;
             default: throw new ArgumentOutOfRangeException(nameof(op));
         }
     }
@@ -207,8 +190,8 @@ public sealed partial class CpuBackend
                 var tt = t[..n];
                 Derivative(op, xs, ys, dd, tt);
                 var outp = GX.AsSpan(gxo + i, n);
-                if (accumulate) TensorPrimitives.MultiplyAdd(g, dd, outp, outp);
-                else TensorPrimitives.Multiply(g, dd, outp);
+                if (accumulate) Simd.MultiplyAdd(g, dd, outp, outp);
+                else Simd.Multiply(g, dd, outp);
             }
         });
     }
@@ -219,47 +202,24 @@ public sealed partial class CpuBackend
         switch (op)
         {
             case UnaryOp.Exp: y.CopyTo(d); break;
-            case UnaryOp.Log: TensorPrimitives.Reciprocal(x, d); break;
+            case UnaryOp.Log: Simd.Reciprocal(x, d); break;
             case UnaryOp.Tanh:
-                TensorPrimitives.Multiply(y, y, d);
-                TensorPrimitives.Subtract(1f, d, d);
+                Simd.Multiply(y, y, d);
+                Simd.Subtract(1f, d, d);
                 break;
             case UnaryOp.Sigmoid:
-                TensorPrimitives.Subtract(1f, y, d);
-                TensorPrimitives.Multiply(d, y, d);
+                Simd.Subtract(1f, y, d);
+                Simd.Multiply(d, y, d);
                 break;
             case UnaryOp.Relu:
                 for (var i = 0; i < x.Length; i++) d[i] = x[i] > 0f ? 1f : 0f;
                 break;
             case UnaryOp.Sqrt:
-                TensorPrimitives.Reciprocal(y, d);
-                TensorPrimitives.Multiply(d, 0.5f, d);
+                Simd.Reciprocal(y, d);
+                Simd.Multiply(d, 0.5f, d);
                 break;
-            case UnaryOp.Silu:
-                // s·(1 + x·(1 − s))
-                TensorPrimitives.Sigmoid(x, t);
-                TensorPrimitives.Subtract(1f, t, d);
-                TensorPrimitives.MultiplyAdd(d, x, 1f, d);
-                TensorPrimitives.Multiply(d, t, d);
-                break;
-            case UnaryOp.Gelu:
-                // u = c(x + k x³), th = tanh u: 0.5(1 + th) + 0.5 x (1 − th²) c (1 + 3k x²)
-                TensorPrimitives.Multiply(x, x, d);                // x²
-                TensorPrimitives.Multiply(d, GeluK, t);
-                TensorPrimitives.Add(t, 1f, t);                    // 1 + k x²
-                TensorPrimitives.Multiply(t, x, t);
-                TensorPrimitives.Multiply(t, GeluC, t);
-                TensorPrimitives.Tanh(t, t);                       // th
-                TensorPrimitives.Multiply(d, 3 * GeluK, d);
-                TensorPrimitives.Add(d, 1f, d);                    // 1 + 3k x²
-                TensorPrimitives.Multiply(d, x, d);
-                TensorPrimitives.Multiply(d, 0.5f * GeluC, d);     // 0.5 c x (1 + 3k x²)
-                for (var i = 0; i < d.Length; i++)
-                {
-                    var th = t[i];
-                    d[i] = 0.5f * (1f + th) + d[i] * (1f - th * th);
-                }
-                break;
+            case UnaryOp.Silu: Simd.SiluDerivative(x, d); break;
+            case UnaryOp.Gelu: Simd.GeluDerivative(x, d); break;
             default: throw new ArgumentOutOfRangeException(nameof(op));
         }
     }
@@ -272,15 +232,15 @@ public sealed partial class CpuBackend
         {
             ReadOnlySpan<float> xs = X.AsSpan(xo + s, e - s);
             var ys = Y.AsSpan(yo + s, e - s);
-            if (accumulate) TensorPrimitives.MultiplyAdd(xs, alpha, ys, ys);
-            else TensorPrimitives.Multiply(xs, alpha, ys);
+            if (accumulate) Simd.MultiplyAdd(xs, alpha, ys, ys);
+            else Simd.Multiply(xs, alpha, ys);
         });
     }
 
     public void AddScalar(Tensor y, float value)
     {
         var s = y.Span;
-        TensorPrimitives.Add(s, value, s);
+        Simd.Add(s, value, s);
     }
 
     public void ReduceSum(Tensor x, Tensor y, int outer, int n, int inner, float scale)
@@ -294,13 +254,13 @@ public sealed partial class CpuBackend
             {
                 if (inner == 1)
                 {
-                    Y[yo + o] = scale * TensorPrimitives.Sum(X.AsSpan(xo + o * n, n));
+                    Y[yo + o] = scale * Simd.Sum(X.AsSpan(xo + o * n, n));
                     continue;
                 }
                 var dst = Y.AsSpan(yo + o * inner, inner);
                 dst.Clear();
-                for (var j = 0; j < n; j++) TensorPrimitives.Add(dst, X.AsSpan(xo + (o * n + j) * inner, inner), dst);
-                if (scale != 1f) TensorPrimitives.Multiply(dst, scale, dst);
+                for (var j = 0; j < n; j++) Simd.Add(dst, X.AsSpan(xo + (o * n + j) * inner, inner), dst);
+                if (scale != 1f) Simd.Multiply(dst, scale, dst);
             }
         });
     }
@@ -324,8 +284,8 @@ public sealed partial class CpuBackend
                         continue;
                     }
                     ReadOnlySpan<float> src = G.AsSpan(go + o * inner, inner);
-                    if (accumulate) TensorPrimitives.MultiplyAdd(src, scale, dst, dst);
-                    else TensorPrimitives.Multiply(src, scale, dst);
+                    if (accumulate) Simd.MultiplyAdd(src, scale, dst, dst);
+                    else Simd.Multiply(src, scale, dst);
                 }
             }
         });
@@ -336,7 +296,7 @@ public sealed partial class CpuBackend
         var s = x.Span;
         double total = 0;
         for (var i = 0; i < s.Length; i += Chunk)
-            total += TensorPrimitives.SumOfSquares(s.Slice(i, Math.Min(Chunk, s.Length - i)));
+            total += Simd.SumOfSquares(s.Slice(i, Math.Min(Chunk, s.Length - i)));
         return total;
     }
 }

@@ -33,9 +33,9 @@ public sealed partial class CpuBackend
         {
             var n = c1 - c0;
             var total = part.AsSpan(c0, n);
-            for (var p = 1; p < parts; p++) TensorPrimitives.Add(total, part.AsSpan(p * d + c0, n), total);
+            for (var p = 1; p < parts; p++) Simd.Add(total, part.AsSpan(p * d + c0, n), total);
             var o = D.AsSpan(dOff + c0, n);
-            if (accumulate) TensorPrimitives.Add(o, total, o);
+            if (accumulate) Simd.Add(o, total, o);
             else total.CopyTo(o);
         });
     }
@@ -56,12 +56,12 @@ public sealed partial class CpuBackend
                 ReadOnlySpan<float> xr = X.AsSpan(xo + r * d, d);
                 var yr = Y.AsSpan(yo + r * d, d);
                 // Two passes (mean, then squared deviations) keep the variance accurate when |mean| ≫ std.
-                var mu = TensorPrimitives.Sum(xr) / d;
-                TensorPrimitives.Subtract(xr, mu, yr);
-                var rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(yr) / d + eps);
-                TensorPrimitives.Multiply(yr, rs, yr);
-                if (B != null) TensorPrimitives.FusedMultiplyAdd(yr, w, b, yr);
-                else TensorPrimitives.Multiply(yr, w, yr);
+                var mu = Simd.Sum(xr) / d;
+                Simd.Subtract(xr, mu, yr);
+                var rs = 1f / MathF.Sqrt(Simd.SumOfSquares(yr) / d + eps);
+                Simd.Multiply(yr, rs, yr);
+                if (B != null) Simd.FusedMultiplyAdd(yr, w, b, yr);
+                else Simd.Multiply(yr, w, yr);
                 M[mo + r] = mu;
                 R[ro + r] = rs;
             }
@@ -98,20 +98,20 @@ public sealed partial class CpuBackend
                         {
                             ReadOnlySpan<float> g = G.AsSpan(go + r * d, d);
                             var rs = R[ro + r];
-                            TensorPrimitives.Subtract(X.AsSpan(xo + r * d, d), M[mo + r], xhat);
-                            TensorPrimitives.Multiply(xhat, rs, xhat);
-                            if (partW != null) TensorPrimitives.MultiplyAdd(g, xhat, pw, pw);
-                            if (partB != null) TensorPrimitives.Add(pb, g, pb);
+                            Simd.Subtract(X.AsSpan(xo + r * d, d), M[mo + r], xhat);
+                            Simd.Multiply(xhat, rs, xhat);
+                            if (partW != null) Simd.MultiplyAdd(g, xhat, pw, pw);
+                            if (partB != null) Simd.Add(pb, g, pb);
                             if (GX == null) continue;
                             // dx = rstd·(dn − mean(dn) − x̂·mean(dn·x̂)) with dn = gy·w.
-                            TensorPrimitives.Multiply(g, w, dn);
-                            var a = TensorPrimitives.Sum(dn) / d;
-                            var c = TensorPrimitives.Dot(dn, xhat) / d;
-                            TensorPrimitives.MultiplyAdd(xhat, -c, dn, dn);
-                            TensorPrimitives.Subtract(dn, a, dn);
+                            Simd.Multiply(g, w, dn);
+                            var a = Simd.Sum(dn) / d;
+                            var c = Simd.Dot(dn, xhat) / d;
+                            Simd.MultiplyAdd(xhat, -c, dn, dn);
+                            Simd.Subtract(dn, a, dn);
                             var o = GX.AsSpan(gxo + r * d, d);
-                            if (accX) TensorPrimitives.MultiplyAdd(dn, rs, o, o);
-                            else TensorPrimitives.Multiply(dn, rs, o);
+                            if (accX) Simd.MultiplyAdd(dn, rs, o, o);
+                            else Simd.Multiply(dn, rs, o);
                         }
                     }
                 }
@@ -143,9 +143,9 @@ public sealed partial class CpuBackend
             {
                 ReadOnlySpan<float> xr = X.AsSpan(xo + r * d, d);
                 var yr = Y.AsSpan(yo + r * d, d);
-                var rs = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(xr) / d + eps);
-                TensorPrimitives.Multiply(xr, rs, yr);
-                TensorPrimitives.Multiply(yr, w, yr);
+                var rs = 1f / MathF.Sqrt(Simd.SumOfSquares(xr) / d + eps);
+                Simd.Multiply(xr, rs, yr);
+                Simd.Multiply(yr, w, yr);
                 R[ro + r] = rs;
             }
         });
@@ -178,16 +178,16 @@ public sealed partial class CpuBackend
                         {
                             ReadOnlySpan<float> g = G.AsSpan(go + r * d, d);
                             var rs = R[ro + r];
-                            TensorPrimitives.Multiply(X.AsSpan(xo + r * d, d), rs, xhat);
-                            if (partW != null) TensorPrimitives.MultiplyAdd(g, xhat, pw, pw);
+                            Simd.Multiply(X.AsSpan(xo + r * d, d), rs, xhat);
+                            if (partW != null) Simd.MultiplyAdd(g, xhat, pw, pw);
                             if (GX == null) continue;
                             // dx = rstd·(dn − x̂·mean(dn·x̂)) with dn = gy·w.
-                            TensorPrimitives.Multiply(g, w, dn);
-                            var c = TensorPrimitives.Dot(dn, xhat) / d;
-                            TensorPrimitives.MultiplyAdd(xhat, -c, dn, dn);
+                            Simd.Multiply(g, w, dn);
+                            var c = Simd.Dot(dn, xhat) / d;
+                            Simd.MultiplyAdd(xhat, -c, dn, dn);
                             var o = GX.AsSpan(gxo + r * d, d);
-                            if (accX) TensorPrimitives.MultiplyAdd(dn, rs, o, o);
-                            else TensorPrimitives.Multiply(dn, rs, o);
+                            if (accX) Simd.MultiplyAdd(dn, rs, o, o);
+                            else Simd.Multiply(dn, rs, o);
                         }
                     }
                 }
@@ -216,18 +216,18 @@ public sealed partial class CpuBackend
             {
                 ReadOnlySpan<float> xr = X.AsSpan(xo + r * d, d);
                 var yr = Y.AsSpan(yo + r * d, d);
-                var max = TensorPrimitives.Max(xr);
-                TensorPrimitives.Subtract(xr, max, yr);
-                TensorPrimitives.Exp(yr, yr);
-                var sum = TensorPrimitives.Sum(yr);
+                var max = Simd.Max(xr);
+                Simd.Subtract(xr, max, yr);
+                Simd.Exp(yr, yr);
+                var sum = Simd.Sum(yr);
                 if (log)
                 {
                     // x − max − log Σ exp(x − max): exact for the largest entries, no log of a tiny probability.
-                    TensorPrimitives.Subtract(xr, max + MathF.Log(sum), yr);
+                    Simd.Subtract(xr, max + MathF.Log(sum), yr);
                 }
                 else
                 {
-                    TensorPrimitives.Multiply(yr, 1f / sum, yr);
+                    Simd.Multiply(yr, 1f / sum, yr);
                 }
             }
         });
@@ -251,18 +251,18 @@ public sealed partial class CpuBackend
                     if (log)
                     {
                         // gy − softmax·Σ gy
-                        var s = TensorPrimitives.Sum(g);
-                        TensorPrimitives.Exp(yr, t);
-                        TensorPrimitives.MultiplyAdd(t, -s, g, t);
+                        var s = Simd.Sum(g);
+                        Simd.Exp(yr, t);
+                        Simd.MultiplyAdd(t, -s, g, t);
                     }
                     else
                     {
                         // y·(gy − Σ gy·y)
-                        var dot = TensorPrimitives.Dot(g, yr);
-                        TensorPrimitives.Subtract(g, dot, t);
-                        TensorPrimitives.Multiply(t, yr, t);
+                        var dot = Simd.Dot(g, yr);
+                        Simd.Subtract(g, dot, t);
+                        Simd.Multiply(t, yr, t);
                     }
-                    if (scratch != null) TensorPrimitives.Add(o, t, o);
+                    if (scratch != null) Simd.Add(o, t, o);
                 }
             }
             finally
@@ -296,10 +296,10 @@ public sealed partial class CpuBackend
                         continue;
                     }
                     ReadOnlySpan<float> xr = L.AsSpan(lo + r * v, v);
-                    var max = TensorPrimitives.Max(xr);
-                    TensorPrimitives.Subtract(xr, max, e);
-                    TensorPrimitives.Exp(e, e);
-                    S[so + r] = max + MathF.Log(TensorPrimitives.Sum(e));
+                    var max = Simd.Max(xr);
+                    Simd.Subtract(xr, max, e);
+                    Simd.Exp(e, e);
+                    S[so + r] = max + MathF.Log(Simd.Sum(e));
                 }
             }
             finally
@@ -340,11 +340,11 @@ public sealed partial class CpuBackend
                     }
                     var t = scratch == null ? o : scratch.AsSpan(0, v);
                     // (softmax − onehot)·c, softmax recomputed from the saved log-sum-exp.
-                    TensorPrimitives.Subtract(L.AsSpan(lo + r * v, v), S[so + r], t);
-                    TensorPrimitives.Exp(t, t);
-                    TensorPrimitives.Multiply(t, c, t);
+                    Simd.Subtract(L.AsSpan(lo + r * v, v), S[so + r], t);
+                    Simd.Exp(t, t);
+                    Simd.Multiply(t, c, t);
                     t[targets[r]] -= c;
-                    if (scratch != null) TensorPrimitives.Add(o, t, o);
+                    if (scratch != null) Simd.Add(o, t, o);
                 }
             }
             finally
@@ -379,7 +379,7 @@ public sealed partial class CpuBackend
             for (var i = 0; i < n; i++)
             {
                 var dst = GW.AsSpan(gwo + ids[i] * d + c0, w);
-                TensorPrimitives.Add(dst, G.AsSpan(go + i * d + c0, w), dst);
+                Simd.Add(dst, G.AsSpan(go + i * d + c0, w), dst);
             }
         });
     }
@@ -420,8 +420,8 @@ public sealed partial class CpuBackend
             var n = e - s;
             ReadOnlySpan<float> xs = X.AsSpan(xo + s, n), ms = M.AsSpan(mo + s, n);
             var ys = Y.AsSpan(yo + s, n);
-            if (accumulate) TensorPrimitives.MultiplyAdd(xs, ms, ys, ys);
-            else TensorPrimitives.Multiply(xs, ms, ys);
+            if (accumulate) Simd.MultiplyAdd(xs, ms, ys, ys);
+            else Simd.Multiply(xs, ms, ys);
         });
     }
 }
