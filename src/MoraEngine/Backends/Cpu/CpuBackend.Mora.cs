@@ -19,7 +19,8 @@ public sealed partial class CpuBackend
         int full = op.FullChunks, tail = op.Tail;
         CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
         {
-            var tmp = op.Type == MoraType.Rope && tail > 0 ? new float[r] : null;
+            // Scratch for the wrap-padded last RoPE chunk (one chunk, not a padded copy of x).
+            Span<float> tmp = op.Type == MoraType.Rope && tail > 0 ? (r <= 1024 ? stackalloc float[r] : new float[r]) : default;
             for (var row = r0; row < r1; row++)
             {
                 ReadOnlySpan<float> src = X.AsSpan(xo + row * n, n);
@@ -54,14 +55,12 @@ public sealed partial class CpuBackend
                         var h = r / 2;
                         for (var g = 0; g < chunks; g++)
                         {
-                            ReadOnlySpan<float> c;
-                            if (g < full) c = src.Slice(g * r, r);
-                            else
+                            if (g >= full)
                             {
                                 src[(full * r)..].CopyTo(tmp);
-                                src[..(r - tail)].CopyTo(tmp.AsSpan(tail));
-                                c = tmp!;
+                                src[..(r - tail)].CopyTo(tmp[tail..]);
                             }
+                            ReadOnlySpan<float> c = g < full ? src.Slice(g * r, r) : tmp;
                             RotateHalf(c, op.RopeCosArray.AsSpan(g * h, h), op.RopeSinArray.AsSpan(g * h, h),
                                 dst.Slice(g * r, r), 1f, false);
                         }
@@ -79,7 +78,8 @@ public sealed partial class CpuBackend
         int full = op.FullChunks, tail = op.Tail;
         CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
         {
-            var tmp = op.Type == MoraType.Rope && tail > 0 ? new float[r] : null;
+            // Scratch for the wrap-padded last RoPE chunk (one chunk, not a padded copy of x).
+            Span<float> tmp = op.Type == MoraType.Rope && tail > 0 ? (r <= 1024 ? stackalloc float[r] : new float[r]) : default;
             for (var row = r0; row < r1; row++)
             {
                 ReadOnlySpan<float> g = GC.AsSpan(co + row * w, w);
@@ -124,9 +124,9 @@ public sealed partial class CpuBackend
                         {
                             // The wrap-padded last chunk: its tail part maps to x[full·r ..), the padding back to x[0 ..).
                             RotateHalf(g.Slice(full * r, r), op.RopeCosArray.AsSpan(full * h, h), op.RopeSinArray.AsSpan(full * h, h),
-                                tmp!, -1f, false);
-                            Put(tmp.AsSpan(0, tail), dst[(full * r)..], accumulate);
-                            TensorPrimitives.Add(dst[..(r - tail)], tmp.AsSpan(tail), dst[..(r - tail)]);
+                                tmp, -1f, false);
+                            Put(tmp[..tail], dst[(full * r)..], accumulate);
+                            TensorPrimitives.Add(dst[..(r - tail)], tmp[tail..], dst[..(r - tail)]);
                         }
                         else if (!accumulate)
                         {
