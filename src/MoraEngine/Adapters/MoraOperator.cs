@@ -1,0 +1,261 @@
+namespace MoraEngine.Adapters;
+
+/// <summary>
+/// The fixed (parameter-free) compression and decompression of one MoRA layer: in → r̂ (or G chunks of r̂ for
+/// <see cref="MoraType.Rope"/>) and r̂ → out, so that ΔW·x = f_decomp(M · f_comp(x)) for the trainable r̂ × r̂ matrix M.
+/// Follows the official implementation exactly, including wrap padding with the input's own first elements
+/// (see <c>docs/MORA.md</c>). Immutable and shareable; the tables the kernels need are computed once here.
+/// </summary>
+public sealed class MoraOperator
+{
+    private readonly float[] _ropeCos;
+    private readonly float[] _ropeSin;
+    private readonly int[] _inGroupStart;
+    private readonly int[] _outGroupStart;
+
+    /// <summary>
+    /// r̂ for a LoRA rank r: ⌊√((in + out)·r) + 0.5⌋, so r̂² ≈ r·(in + out) (the same parameter budget as LoRA),
+    /// rounded down to even for <see cref="MoraType.Rope"/>; r itself for <see cref="MoraType.Truncation"/>.
+    /// </summary>
+    public static int RankHat(int inFeatures, int outFeatures, int loraRank, MoraType type)
+    {
+        if (inFeatures <= 0 || outFeatures <= 0 || loraRank <= 0)
+            throw new ArgumentException($"MoraOperator.RankHat: in ({inFeatures}), out ({outFeatures}) and LoRA rank ({loraRank}) must be positive.");
+        CheckType(type, "MoraOperator.RankHat");
+        if (type == MoraType.Truncation) return loraRank;
+        var r = (int)Math.Floor(Math.Sqrt((double)(inFeatures + (long)outFeatures) * loraRank) + 0.5);
+        return type == MoraType.Rope ? r / 2 * 2 : r;
+    }
+
+    /// <summary>An operator for a layer of <paramref name="inFeatures"/> → <paramref name="outFeatures"/> with an r̂ × r̂ matrix.</summary>
+    /// <exception cref="ArgumentException">
+    /// Non-positive sizes, r̂ greater than min(in, out) (the official code's wrap padding and interleave groups need
+    /// r̂ ≤ in, and r̂ &gt; out would waste rank), an odd r̂ for <see cref="MoraType.Rope"/>, or an unknown type.
+    /// </exception>
+    public MoraOperator(int inFeatures, int outFeatures, int rHat, MoraType type)
+    {
+        CheckType(type, "MoraOperator");
+        if (inFeatures <= 0 || outFeatures <= 0)
+            throw new ArgumentException($"MoraOperator: in_features ({inFeatures}) and out_features ({outFeatures}) must be positive.");
+        if (rHat <= 0)
+            throw new ArgumentException($"MoraOperator: r̂ must be positive, got {rHat} (layer {inFeatures} → {outFeatures}, type {type}).", nameof(rHat));
+        if (rHat > Math.Min(inFeatures, outFeatures))
+            throw new ArgumentException($"MoraOperator: r̂ = {rHat} exceeds min(in_features, out_features) = min({inFeatures}, {outFeatures}) = {Math.Min(inFeatures, outFeatures)} (type {type}); use a smaller LoRA rank for this layer.", nameof(rHat));
+        if (type == MoraType.Rope && rHat % 2 != 0)
+            throw new ArgumentException($"MoraOperator: type Rope needs an even r̂ (it rotates pairs (j, j + r̂/2)), got {rHat} (layer {inFeatures} → {outFeatures}).", nameof(rHat));
+
+        In = inFeatures;
+        Out = outFeatures;
+        RHat = rHat;
+        Type = type;
+        FullChunks = inFeatures / rHat;
+        Tail = inFeatures - FullChunks * rHat;
+        var g = (inFeatures + rHat - 1) / rHat;
+        Chunks = type == MoraType.Rope ? g : 1;
+        CompressedWidth = type == MoraType.Rope ? g * rHat : rHat;
+        // Rope: chunk outputs are concatenated and cut to `out`, so chunks starting at or after `out` never reach y.
+        ActiveChunks = type == MoraType.Rope ? Math.Min(g, (outFeatures + rHat - 1) / rHat) : 1;
+
+        _inGroupStart = type is MoraType.Interleave or MoraType.InterleaveTile ? GroupStarts(inFeatures, rHat) : [];
+        _outGroupStart = type is MoraType.Interleave or MoraType.SharingInterleave ? GroupStarts(outFeatures, rHat) : [];
+
+        if (type == MoraType.Rope)
+        {
+            var h = rHat / 2;
+            _ropeCos = new float[g * h];
+            _ropeSin = new float[g * h];
+            for (var c = 0; c < g; c++)
+                for (var k = 0; k < h; k++)
+                {
+                    var a = Angle(c, k);
+                    _ropeCos[c * h + k] = (float)Math.Cos(a);
+                    _ropeSin[c * h + k] = (float)Math.Sin(a);
+                }
+        }
+        else
+        {
+            _ropeCos = _ropeSin = [];
+        }
+    }
+
+    /// <summary>Input width (in_features).</summary>
+    public int In { get; }
+
+    /// <summary>Output width (out_features).</summary>
+    public int Out { get; }
+
+    /// <summary>r̂: M is r̂ × r̂.</summary>
+    public int RHat { get; }
+
+    /// <summary>The compression/decompression pair.</summary>
+    public MoraType Type { get; }
+
+    /// <summary>
+    /// Chunks of r̂ in f_comp(x): G = ⌈in / r̂⌉ for <see cref="MoraType.Rope"/> (each wrap-padded chunk of x is
+    /// rotated and kept); 1 for the other types (sharing also cuts x into G chunks, but sums them into one).
+    /// </summary>
+    public int Chunks { get; }
+
+    /// <summary>Width of f_comp(x): G·r̂ for <see cref="MoraType.Rope"/> (G rotated chunks), r̂ otherwise.</summary>
+    public int CompressedWidth { get; }
+
+    /// <summary>
+    /// Rope: the leading chunks whose outputs reach y, min(G, ⌈out / r̂⌉) (later chunks are cut off by
+    /// f_decomp, so they contribute neither to ΔW·x nor to any gradient); 1 for the other types.
+    /// <see cref="Ops.MoraDelta"/> computes only these.
+    /// </summary>
+    public int ActiveChunks { get; }
+
+    /// <summary><see cref="ActiveChunks"/>·r̂ for Rope, r̂ otherwise: the compressed width the fused op works on.</summary>
+    public int ActiveWidth => ActiveChunks * RHat;
+
+    /// <summary>⌊in / r̂⌋: chunks that lie wholly inside x (the rest, if any, is the wrap-padded last chunk).</summary>
+    internal int FullChunks { get; }
+
+    /// <summary>in − ⌊in / r̂⌋·r̂: inputs in the last, wrap-padded chunk (0 when r̂ divides in).</summary>
+    internal int Tail { get; }
+
+    /// <summary>Rope: cos(g·θ_k) for chunk g and k &lt; r̂/2, row-major [G, r̂/2] (position j uses k = j mod r̂/2). Empty otherwise.</summary>
+    public ReadOnlySpan<float> RopeCos => _ropeCos;
+
+    /// <summary>Rope: sin(g·θ_k), laid out like <see cref="RopeCos"/>.</summary>
+    public ReadOnlySpan<float> RopeSin => _ropeSin;
+
+    /// <summary>
+    /// Interleaved compression (types 2, 3): output i sums inputs [s_i, s_{i+1}); r̂ + 1 boundaries. Empty otherwise.
+    /// </summary>
+    public ReadOnlySpan<int> InGroupStart => _inGroupStart;
+
+    /// <summary>
+    /// Repeat-interleave decompression (types 2, 4): ŷ_i fills outputs [s_i, s_{i+1}); r̂ + 1 boundaries. Empty otherwise.
+    /// </summary>
+    public ReadOnlySpan<int> OutGroupStart => _outGroupStart;
+
+    internal float[] RopeCosArray => _ropeCos;
+    internal float[] RopeSinArray => _ropeSin;
+    internal int[] InGroupStartArray => _inGroupStart;
+    internal int[] OutGroupStartArray => _outGroupStart;
+
+    public override string ToString() => $"MoRA {Type} {In} → {Out}, r̂ = {RHat}";
+
+    /// <summary>
+    /// ΔW [out × in] row-major for a given M [r̂ × r̂] (row-major): column j is f_decomp(M · f_comp(e_j)), so
+    /// ΔW·x equals the operator exactly (up to rounding; computed in float64). Used to merge the adapter into W.
+    /// </summary>
+    public float[] DeltaWeight(ReadOnlySpan<float> m)
+    {
+        var r = RHat;
+        if (m.Length != r * r)
+            throw new ArgumentException($"MoraOperator.DeltaWeight: M has {m.Length} values, expected r̂ × r̂ = {r} × {r} = {r * r}.", nameof(m));
+        var md = new double[r * r];
+        for (var i = 0; i < md.Length; i++) md[i] = m[i];
+        var w = new float[(long)Out * In];
+        var e = new double[In];
+        var xc = new double[CompressedWidth];
+        var yh = new double[CompressedWidth];
+        var y = new double[Out];
+        for (var j = 0; j < In; j++)
+        {
+            e[j] = 1;
+            CompressReference(e, xc);
+            e[j] = 0;
+            // f_comp(e_j) is sparse (one entry, or a rotated pair per chunk): M·xc from the non-zero columns only.
+            Array.Clear(yh);
+            for (var c = 0; c < ActiveChunks; c++)
+                for (var q = 0; q < r; q++)
+                {
+                    var v = xc[c * r + q];
+                    if (v == 0) continue;
+                    for (var p = 0; p < r; p++) yh[c * r + p] += md[p * r + q] * v;
+                }
+            DecompressReference(yh, y);
+            for (var i = 0; i < Out; i++) w[(long)i * In + j] = (float)y[i];
+        }
+        return w;
+    }
+
+    /// <summary>Scalar float64 f_comp of one input vector (x: in values; xc: <see cref="CompressedWidth"/> values).</summary>
+    internal void CompressReference(ReadOnlySpan<double> x, Span<double> xc)
+    {
+        var r = RHat;
+        switch (Type)
+        {
+            case MoraType.Truncation:
+                x[..r].CopyTo(xc);
+                break;
+            case MoraType.Sharing or MoraType.SharingInterleave:
+                xc[..r].Clear();
+                var nChunks = (In + r - 1) / r;
+                for (var k = 0; k < nChunks * r; k++) xc[k % r] += x[k % In];
+                break;
+            case MoraType.Interleave or MoraType.InterleaveTile:
+                for (var i = 0; i < r; i++)
+                {
+                    double s = 0;
+                    for (var k = _inGroupStart[i]; k < _inGroupStart[i + 1]; k++) s += x[k];
+                    xc[i] = s;
+                }
+                break;
+            case MoraType.Rope:
+                var h = r / 2;
+                for (var g = 0; g < Chunks; g++)
+                    for (var j = 0; j < r; j++)
+                    {
+                        var a = Angle(g, j % h);
+                        var c = x[(g * r + j) % In];
+                        var rot = j < h ? -x[(g * r + j + h) % In] : x[(g * r + j - h) % In];
+                        xc[g * r + j] = c * Math.Cos(a) + rot * Math.Sin(a);
+                    }
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Scalar float64 f_decomp of one vector: ŷ holds r̂ values (Rope: at least <see cref="ActiveChunks"/>·r̂, all
+    /// <see cref="ActiveChunks"/> or <see cref="Chunks"/> chunks); y receives <see cref="Out"/> values.
+    /// </summary>
+    internal void DecompressReference(ReadOnlySpan<double> yhat, Span<double> y)
+    {
+        var r = RHat;
+        switch (Type)
+        {
+            case MoraType.Truncation:
+                y.Clear();
+                yhat[..r].CopyTo(y);
+                break;
+            case MoraType.Sharing or MoraType.InterleaveTile:
+                for (var i = 0; i < Out; i++) y[i] = yhat[i % r];
+                break;
+            case MoraType.Interleave or MoraType.SharingInterleave:
+                for (var i = 0; i < r; i++)
+                    for (var k = _outGroupStart[i]; k < _outGroupStart[i + 1]; k++) y[k] = yhat[i];
+                break;
+            case MoraType.Rope:
+                // Tiling the active chunks equals tiling all G: when out > G·r̂ every chunk is active.
+                var w = ActiveWidth;
+                for (var i = 0; i < Out; i++) y[i] = yhat[i % w];
+                break;
+        }
+    }
+
+    /// <summary>RoPE angle of chunk g at frequency index k &lt; r̂/2: g·10000^(−2k/r̂).</summary>
+    private double Angle(int g, int k) => g * Math.Pow(10000.0, -2.0 * k / RHat);
+
+    /// <summary>
+    /// Interleave groups of n items into r parts: nr = ⌊n/r⌋, the first n − r·nr parts take nr + 1 items, the rest nr.
+    /// </summary>
+    private static int[] GroupStarts(int n, int r)
+    {
+        var nr = n / r;
+        var m = n - r * nr;
+        var s = new int[r + 1];
+        for (var i = 0; i < r; i++) s[i + 1] = s[i] + (i < m ? nr + 1 : nr);
+        return s;
+    }
+
+    private static void CheckType(MoraType type, string op)
+    {
+        if (!Enum.IsDefined(type))
+            throw new ArgumentException($"{op}: unknown MoRA type {(int)type} (expected 0, 1, 2, 3, 4 or 6).", nameof(type));
+    }
+}

@@ -1,0 +1,310 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using MoraEngine.Adapters;
+
+namespace MoraEngine.Backends.Cpu;
+
+public sealed partial class CpuBackend
+{
+    // Every MoRA kernel works row by row (rows are independent), so a fixed split over rows is deterministic.
+    // Contiguous pieces (whole chunks, tiles, RoPE halves) go through SIMD; interleave groups are short runs
+    // (⌊in/r̂⌋ items) where a scalar loop is as fast.
+
+    public void MoraCompress(MoraOperator op, Tensor x, Tensor xc, int rows, int chunks)
+    {
+        float[] X = x.CpuArray, XC = xc.CpuArray;
+        int xo = x.Offset, co = xc.Offset, n = op.In, r = op.RHat, w = chunks * r;
+        int full = op.FullChunks, tail = op.Tail;
+        CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
+        {
+            // Scratch for the wrap-padded last RoPE chunk (one chunk, not a padded copy of x).
+            Span<float> tmp = op.Type == MoraType.Rope && tail > 0 ? (r <= 1024 ? stackalloc float[r] : new float[r]) : default;
+            for (var row = r0; row < r1; row++)
+            {
+                ReadOnlySpan<float> src = X.AsSpan(xo + row * n, n);
+                var dst = XC.AsSpan(co + row * w, w);
+                switch (op.Type)
+                {
+                    case MoraType.Truncation:
+                        src[..r].CopyTo(dst);
+                        break;
+                    case MoraType.Sharing or MoraType.SharingInterleave:
+                        SumChunks(src, full, r, dst);
+                        if (tail > 0)
+                        {
+                            // The last chunk is x[full·r ..) followed by the wrap padding x[0 .. r − tail).
+                            TensorPrimitives.Add(dst[..tail], src.Slice(full * r, tail), dst[..tail]);
+                            TensorPrimitives.Add(dst[tail..], src[..(r - tail)], dst[tail..]);
+                        }
+                        break;
+                    case MoraType.Interleave or MoraType.InterleaveTile:
+                    {
+                        var s = op.InGroupStartArray;
+                        for (var i = 0; i < r; i++)
+                        {
+                            var sum = 0f;
+                            for (var k = s[i]; k < s[i + 1]; k++) sum += src[k];
+                            dst[i] = sum;
+                        }
+                        break;
+                    }
+                    case MoraType.Rope:
+                    {
+                        var h = r / 2;
+                        for (var g = 0; g < chunks; g++)
+                        {
+                            if (g >= full)
+                            {
+                                src[(full * r)..].CopyTo(tmp);
+                                src[..(r - tail)].CopyTo(tmp[tail..]);
+                            }
+                            ReadOnlySpan<float> c = g < full ? src.Slice(g * r, r) : tmp;
+                            RotateHalf(c, op.RopeCosArray.AsSpan(g * h, h), op.RopeSinArray.AsSpan(g * h, h),
+                                dst.Slice(g * r, r), 1f, false);
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    public void MoraCompressBackward(MoraOperator op, Tensor gxc, Tensor gx, int rows, int chunks, bool accumulate)
+    {
+        float[] GC = gxc.CpuArray, GX = gx.CpuArray;
+        int co = gxc.Offset, xo = gx.Offset, n = op.In, r = op.RHat, w = chunks * r;
+        int full = op.FullChunks, tail = op.Tail;
+        CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
+        {
+            // Scratch for the wrap-padded last RoPE chunk (one chunk, not a padded copy of x).
+            Span<float> tmp = op.Type == MoraType.Rope && tail > 0 ? (r <= 1024 ? stackalloc float[r] : new float[r]) : default;
+            for (var row = r0; row < r1; row++)
+            {
+                ReadOnlySpan<float> g = GC.AsSpan(co + row * w, w);
+                var dst = GX.AsSpan(xo + row * n, n);
+                switch (op.Type)
+                {
+                    case MoraType.Truncation:
+                        Put(g, dst[..r], accumulate);
+                        if (!accumulate) dst[r..].Clear();
+                        break;
+                    case MoraType.Sharing or MoraType.SharingInterleave:
+                        // Every input position receives the gradient of the compressed slot it was summed into.
+                        for (var c = 0; c < full; c++) Put(g, dst.Slice(c * r, r), accumulate);
+                        if (tail > 0)
+                        {
+                            Put(g[..tail], dst[(full * r)..], accumulate);
+                            TensorPrimitives.Add(dst[..(r - tail)], g[tail..], dst[..(r - tail)]);
+                        }
+                        break;
+                    case MoraType.Interleave or MoraType.InterleaveTile:
+                    {
+                        var s = op.InGroupStartArray;
+                        for (var i = 0; i < r; i++)
+                        {
+                            var v = g[i];
+                            if (accumulate)
+                                for (var k = s[i]; k < s[i + 1]; k++) dst[k] += v;
+                            else
+                                dst[s[i]..s[i + 1]].Fill(v);
+                        }
+                        break;
+                    }
+                    case MoraType.Rope:
+                    {
+                        // The rotation is orthogonal: its transpose rotates by −a.
+                        var h = r / 2;
+                        var whole = Math.Min(chunks, full);
+                        for (var c = 0; c < whole; c++)
+                            RotateHalf(g.Slice(c * r, r), op.RopeCosArray.AsSpan(c * h, h), op.RopeSinArray.AsSpan(c * h, h),
+                                dst.Slice(c * r, r), -1f, accumulate);
+                        if (chunks > full)
+                        {
+                            // The wrap-padded last chunk: its tail part maps to x[full·r ..), the padding back to x[0 ..).
+                            RotateHalf(g.Slice(full * r, r), op.RopeCosArray.AsSpan(full * h, h), op.RopeSinArray.AsSpan(full * h, h),
+                                tmp, -1f, false);
+                            Put(tmp[..tail], dst[(full * r)..], accumulate);
+                            TensorPrimitives.Add(dst[..(r - tail)], tmp[tail..], dst[..(r - tail)]);
+                        }
+                        else if (!accumulate)
+                        {
+                            dst[(whole * r)..].Clear(); // chunks cut off by f_decomp get no gradient
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    public void MoraDecompressAdd(MoraOperator op, Tensor yhat, Tensor y, int rows, int chunks)
+    {
+        float[] YH = yhat.CpuArray, Y = y.CpuArray;
+        int ho = yhat.Offset, yo = y.Offset, m = op.Out, r = op.RHat, w = chunks * r;
+        CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
+        {
+            for (var row = r0; row < r1; row++)
+            {
+                ReadOnlySpan<float> src = YH.AsSpan(ho + row * w, w);
+                var dst = Y.AsSpan(yo + row * m, m);
+                switch (op.Type)
+                {
+                    case MoraType.Truncation:
+                        TensorPrimitives.Add(dst[..r], src[..r], dst[..r]);
+                        break;
+                    case MoraType.Sharing or MoraType.InterleaveTile or MoraType.Rope:
+                        // Tile ŷ (Rope: the concatenated chunk outputs) over the output and cut it to out.
+                        for (var s = 0; s < m; s += w)
+                        {
+                            var len = Math.Min(w, m - s);
+                            var d = dst.Slice(s, len);
+                            TensorPrimitives.Add(d, src[..len], d);
+                        }
+                        break;
+                    case MoraType.Interleave or MoraType.SharingInterleave:
+                    {
+                        var s = op.OutGroupStartArray;
+                        for (var i = 0; i < r; i++)
+                        {
+                            var v = src[i];
+                            for (var k = s[i]; k < s[i + 1]; k++) dst[k] += v;
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    public void MoraDecompressBackward(MoraOperator op, Tensor gy, Tensor gyhat, int rows, int chunks)
+    {
+        float[] G = gy.CpuArray, GH = gyhat.CpuArray;
+        int go = gy.Offset, ho = gyhat.Offset, m = op.Out, r = op.RHat, w = chunks * r;
+        CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
+        {
+            for (var row = r0; row < r1; row++)
+            {
+                ReadOnlySpan<float> src = G.AsSpan(go + row * m, m);
+                var dst = GH.AsSpan(ho + row * w, w);
+                switch (op.Type)
+                {
+                    case MoraType.Truncation:
+                        src[..r].CopyTo(dst);
+                        break;
+                    case MoraType.Sharing or MoraType.InterleaveTile or MoraType.Rope:
+                    {
+                        // Transpose of tiling: sum the tiles. Slots past out (Rope with out < chunks·r̂) get zero.
+                        var first = Math.Min(w, m);
+                        src[..first].CopyTo(dst);
+                        dst[first..].Clear();
+                        for (var s = w; s < m; s += w)
+                        {
+                            var len = Math.Min(w, m - s);
+                            TensorPrimitives.Add(dst[..len], src.Slice(s, len), dst[..len]);
+                        }
+                        break;
+                    }
+                    case MoraType.Interleave or MoraType.SharingInterleave:
+                    {
+                        var s = op.OutGroupStartArray;
+                        for (var i = 0; i < r; i++)
+                        {
+                            var sum = 0f;
+                            for (var k = s[i]; k < s[i + 1]; k++) sum += src[k];
+                            dst[i] = sum;
+                        }
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>dst = Σ_{c &lt; count} src[c·r .. c·r + r), summed in chunk order with one store per element.</summary>
+    private static void SumChunks(ReadOnlySpan<float> src, int count, int r, Span<float> dst)
+    {
+        ref var s = ref MemoryMarshal.GetReference(src);
+        ref var d = ref MemoryMarshal.GetReference(dst);
+        var j = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vw = Vector<float>.Count;
+            for (; j <= r - vw; j += vw)
+            {
+                var acc = Vector.LoadUnsafe(ref s, (nuint)j);
+                for (var c = 1; c < count; c++) acc += Vector.LoadUnsafe(ref s, (nuint)(c * r + j));
+                acc.StoreUnsafe(ref d, (nuint)j);
+            }
+        }
+        for (; j < r; j++)
+        {
+            var acc = Unsafe.Add(ref s, j);
+            for (var c = 1; c < count; c++) acc += Unsafe.Add(ref s, c * r + j);
+            Unsafe.Add(ref d, j) = acc;
+        }
+    }
+
+    /// <summary>dst = src, or dst += src.</summary>
+    private static void Put(ReadOnlySpan<float> src, Span<float> dst, bool accumulate)
+    {
+        if (accumulate) TensorPrimitives.Add(dst, src, dst);
+        else src.CopyTo(dst);
+    }
+
+    /// <summary>
+    /// RoPE rotate-half of one chunk c (length 2h) with cos/sin of length h: dst (+)= c·cos + (−c[h..], c[..h])·(sign·sin).
+    /// sign = −1 is the inverse (transposed) rotation. dst must not overlap c.
+    /// </summary>
+    private static void RotateHalf(ReadOnlySpan<float> c, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin,
+        Span<float> dst, float sign, bool accumulate)
+    {
+        var h = cos.Length;
+        ref var c0 = ref MemoryMarshal.GetReference(c);
+        ref var c1 = ref Unsafe.Add(ref c0, h);
+        ref var d0 = ref MemoryMarshal.GetReference(dst);
+        ref var d1 = ref Unsafe.Add(ref d0, h);
+        ref var co = ref MemoryMarshal.GetReference(cos);
+        ref var si = ref MemoryMarshal.GetReference(sin);
+        var j = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            var vw = Vector<float>.Count;
+            var sg = new Vector<float>(sign);
+            for (; j <= h - vw; j += vw)
+            {
+                var o = (nuint)j;
+                var a = Vector.LoadUnsafe(ref c0, o);
+                var b = Vector.LoadUnsafe(ref c1, o);
+                var vc = Vector.LoadUnsafe(ref co, o);
+                var vs = Vector.LoadUnsafe(ref si, o) * sg;
+                var r0 = a * vc - b * vs;
+                var r1 = b * vc + a * vs;
+                if (accumulate)
+                {
+                    r0 += Vector.LoadUnsafe(ref d0, o);
+                    r1 += Vector.LoadUnsafe(ref d1, o);
+                }
+                r0.StoreUnsafe(ref d0, o);
+                r1.StoreUnsafe(ref d1, o);
+            }
+        }
+        for (; j < h; j++)
+        {
+            float a = Unsafe.Add(ref c0, j), b = Unsafe.Add(ref c1, j), vc = Unsafe.Add(ref co, j), vs = sign * Unsafe.Add(ref si, j);
+            var r0 = a * vc - b * vs;
+            var r1 = b * vc + a * vs;
+            if (accumulate)
+            {
+                Unsafe.Add(ref d0, j) += r0;
+                Unsafe.Add(ref d1, j) += r1;
+            }
+            else
+            {
+                Unsafe.Add(ref d0, j) = r0;
+                Unsafe.Add(ref d1, j) = r1;
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+using MoraEngine.Adapters;
+
+namespace MoraEngine.Backends;
+
+/// <summary>
+/// MoRA's fixed compression f_comp and decompression f_decomp (<see cref="MoraOperator"/>), fused over a batch of
+/// <c>rows</c> tokens. Compressed tensors are [rows, chunks·r̂] row-major: <c>chunks</c> is 1 for every type except
+/// <see cref="MoraType.Rope"/>, where it is the number of leading chunks handled — <see cref="MoraOperator.Chunks"/>
+/// for the whole f_comp(x), or at least <see cref="MoraOperator.ActiveChunks"/> (the chunks that reach y) on the
+/// training path. Wrap padding is index arithmetic: no padded copy of x is made. Tables (RoPE cos/sin, interleave
+/// boundaries) come from the operator.
+/// </summary>
+public partial interface IBackend
+{
+    /// <summary>xc = f_comp(x) per row: x [rows, in] → xc [rows, chunks·r̂].</summary>
+    void MoraCompress(MoraOperator op, Tensor x, Tensor xc, int rows, int chunks);
+
+    /// <summary>
+    /// gx (+)= f_compᵀ(gxc) per row (sharing ↔ scatter to every chunk, interleave ↔ repeat, rotation ↔ rotation by
+    /// −a, truncation ↔ zero-pad): gxc [rows, chunks·r̂] → gx [rows, in]. Chunks beyond <paramref name="chunks"/>
+    /// count as zero.
+    /// </summary>
+    void MoraCompressBackward(MoraOperator op, Tensor gxc, Tensor gx, int rows, int chunks, bool accumulate);
+
+    /// <summary>
+    /// y += f_decomp(ŷ) per row: ŷ [rows, chunks·r̂], y [rows, out] (Rope: the chunk outputs concatenated, tiled and
+    /// cut to out, which needs chunks ≥ <see cref="MoraOperator.ActiveChunks"/>).
+    /// </summary>
+    void MoraDecompressAdd(MoraOperator op, Tensor yhat, Tensor y, int rows, int chunks);
+
+    /// <summary>gŷ = f_decompᵀ(gy) per row (overwritten): gy [rows, out] → gŷ [rows, chunks·r̂].</summary>
+    void MoraDecompressBackward(MoraOperator op, Tensor gy, Tensor gyhat, int rows, int chunks);
+}
