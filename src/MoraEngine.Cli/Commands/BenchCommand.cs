@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using MoraEngine.Adapters;
 using MoraEngine.Backends.Cpu;
 using MoraEngine.Nn;
 using MoraEngine.Training;
@@ -43,27 +44,44 @@ internal static class BenchCommand
     private static Command Step()
     {
         var config = new Option<string>("--config") { Description = "Model preset (small-cpu, small-gpu, small-llama, tiny) or a JSON config file.", DefaultValueFactory = _ => "small-cpu" };
-        var method = new Option<string>("--method") { Description = "What trains: fft (every parameter).", DefaultValueFactory = _ => "fft" };
+        var method = new Option<string>("--method") { Description = "What trains: fft (every parameter), lora or mora (adapters on q,k,v,o,up,down).", DefaultValueFactory = _ => "fft" };
+        var rank = new Option<int>("--rank") { Description = "LoRA rank r (MoRA matches its parameter budget).", DefaultValueFactory = _ => 8 };
+        var moraType = new Option<int>("--mora-type") { Description = "MoRA operator type: 0, 1, 2, 3, 4 or 6.", DefaultValueFactory = _ => 1 };
         var batch = new Option<int>("--batch") { Description = "Rows per step.", DefaultValueFactory = _ => 16 };
         var steps = new Option<int>("--steps") { Description = "Timed steps (median reported).", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps.", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
-        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, batch, steps, warmup, json };
+        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, steps, warmup, json };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var configName = r.GetValue(config)!;
             var cfg = CliConfig.LoadModelConfig(configName);
             var m = r.GetValue(method)!;
-            if (m != "fft") throw new ArgumentException($"--method '{m}' is not available (known: fft).");
-            var res = StepBench.Run(cfg, configName, m, r.GetValue(batch), r.GetValue(warmup), r.GetValue(steps));
+            var rk = r.GetValue(rank);
+            var mt = r.GetValue(moraType);
+            Action<TransformerModel>? prepare = m switch
+            {
+                "fft" => null,
+                "lora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Lora, Rank = rk }),
+                "mora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Mora, Rank = rk, MoraType = (MoraType)mt }),
+                _ => throw new ArgumentException($"--method '{m}' is not known (fft, lora, mora)."),
+            };
+            if (m == "mora" && !Enum.IsDefined((MoraType)mt)) throw new ArgumentException($"--mora-type {mt} is not known (0, 1, 2, 3, 4, 6).");
+            var res = StepBench.Run(cfg, configName, m, r.GetValue(batch), r.GetValue(warmup), r.GetValue(steps), prepare);
+            var loraParams = m == "fft" ? 0 : AdapterBudget.LoraParameters(cfg, rk);
             if (r.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    benchmark = "step", config = res.Config, method = res.Method, trainable_params = res.TrainableParams,
-                    ms_per_step = Math.Round(res.MedianMs, 2),
+                    benchmark = "step", config = res.Config, method = res.Method,
+                    rank = m == "fft" ? (int?)null : rk, mora_type = m == "mora" ? mt : (int?)null,
+                    trainable_params = res.TrainableParams, ms_per_step = Math.Round(res.MedianMs, 2),
                 }));
             else
-                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} {res.Method}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters");
+            {
+                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} {res.Method}{(m == "fft" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters");
+                if (m == "mora")
+                    AnsiConsole.MarkupLine($"  LoRA at r={rk} would train {loraParams:N0}: MoRA/LoRA = {(double)res.TrainableParams / loraParams:F4}");
+            }
             return 0;
         }));
         return cmd;

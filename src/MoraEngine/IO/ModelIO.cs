@@ -6,8 +6,13 @@ namespace MoraEngine.IO;
 public static class ModelIO
 {
     /// <summary>Writes every parameter of <paramref name="module"/> (atomically) under its dotted name.</summary>
-    public static void SaveWeights(string path, Module module, IReadOnlyDictionary<string, string>? metadata = null) =>
-        Safetensors.Save(path, module.NamedParameters().Select(p => new SafeTensor(p.Name, p.Param.ShapeArray.ToArray(), p.Param.ToArray())), metadata);
+    /// <remarks>A <see cref="TransformerModel"/>'s config goes into the metadata as <c>model_config</c>, so the file describes itself.</remarks>
+    public static void SaveWeights(string path, Module module, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var meta = metadata?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>();
+        if (module is TransformerModel tm && !meta.ContainsKey("model_config")) meta["model_config"] = tm.Config.ToJson();
+        Safetensors.Save(path, module.NamedParameters().Select(p => new SafeTensor(p.Name, p.Param.ShapeArray.ToArray(), p.Param.ToArray())), meta);
+    }
 
     /// <summary>
     /// Copies tensors from a file into the module's parameters. With <paramref name="strict"/>, every parameter must

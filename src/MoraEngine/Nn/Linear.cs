@@ -11,6 +11,9 @@ public abstract class LinearAdapter : Module
 
     /// <summary>The update as an explicit [out, in] matrix (for merging), computed without autodiff.</summary>
     public abstract Tensor DeltaWeight();
+
+    /// <summary>True while the update is folded into the layer's weight (the adapter path is then skipped).</summary>
+    public bool IsMerged { get; internal set; }
 }
 
 /// <summary>y = x·Wᵀ (+ b), W stored [out, in]; an optional <see cref="Adapter"/> adds its update.</summary>
@@ -40,8 +43,11 @@ public sealed class Linear : Module
     /// <summary>The attached adapter, if any (registered as a child, so its parameters are named under this layer).</summary>
     public LinearAdapter? Adapter { get; private set; }
 
-    /// <summary>Attaches (or with null, detaches) an adapter under the given child name.</summary>
-    public void SetAdapter(LinearAdapter? adapter, string name = "adapter")
+    /// <summary>
+    /// Attaches (or with null, detaches) an adapter under the given child name; the default empty name puts its
+    /// parameters directly under this layer (<c>q.lora_A.weight</c>).
+    /// </summary>
+    public void SetAdapter(LinearAdapter? adapter, string name = "")
     {
         if (Adapter != null) RemoveModule(AdapterName!);
         Adapter = adapter;
@@ -55,6 +61,6 @@ public sealed class Linear : Module
     public Tensor Forward(Tensor x)
     {
         var y = Ops.Linear(x, Weight, Bias);
-        return Adapter == null ? y : Adapter.Forward(x, y);
+        return Adapter == null || Adapter.IsMerged ? y : Adapter.Forward(x, y);
     }
 }

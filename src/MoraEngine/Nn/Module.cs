@@ -53,7 +53,7 @@ public abstract class Module
     {
         foreach (var (name, p) in _params) yield return (prefix + name, p);
         foreach (var (name, c) in _children)
-            foreach (var np in c.NamedParameters(prefix + name + "."))
+            foreach (var np in c.NamedParameters(ChildPrefix(prefix, name)))
                 yield return np;
     }
 
@@ -62,9 +62,13 @@ public abstract class Module
     {
         yield return (prefix.TrimEnd('.'), this);
         foreach (var (name, c) in _children)
-            foreach (var m in c.NamedModules(prefix + name + "."))
+            foreach (var m in c.NamedModules(ChildPrefix(prefix, name)))
                 yield return m;
     }
+
+    // A child registered under an empty name is transparent: its parameters sit directly under the parent's path
+    // (so a LoRA adapter on `q` owns `q.lora_A.weight`, as in PEFT).
+    private static string ChildPrefix(string prefix, string name) => name.Length == 0 ? prefix : prefix + name + ".";
 
     /// <summary>All parameters.</summary>
     public IEnumerable<Tensor> Parameters() => NamedParameters().Select(p => p.Param);

@@ -40,11 +40,18 @@ public sealed class TextBatchSource : IBatchSource
     private readonly byte[] _data;
     private readonly Rng _rng;
 
-    public TextBatchSource(byte[] data, ulong seed)
+    /// <param name="data">The token bytes.</param>
+    /// <param name="seed">Window sampling seed.</param>
+    /// <param name="vocabSize">Vocabulary the bytes are drawn from (256 for text; smaller for synthetic data).</param>
+    public TextBatchSource(byte[] data, ulong seed, int vocabSize = 256)
     {
         if (data.Length < 2) throw new ArgumentException("TextBatchSource: the text needs at least 2 bytes.");
+        if (vocabSize is < 1 or > 256) throw new ArgumentOutOfRangeException(nameof(vocabSize), $"TextBatchSource: vocabulary must be 1..256, got {vocabSize}.");
+        foreach (var b in data)
+            if (b >= vocabSize) throw new ArgumentException($"TextBatchSource: byte {b} is outside the vocabulary of {vocabSize}.");
         _data = data;
         _rng = new Rng(seed);
+        VocabSize = vocabSize;
     }
 
     /// <summary>Reads a UTF-8 (or any) file as bytes; a clear error if it is missing or too short for the context.</summary>
@@ -57,7 +64,7 @@ public sealed class TextBatchSource : IBatchSource
         return new TextBatchSource(bytes, seed);
     }
 
-    public int VocabSize => 256;
+    public int VocabSize { get; }
 
     public void Next(Batch batch)
     {

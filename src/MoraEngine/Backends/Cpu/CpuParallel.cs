@@ -1,13 +1,22 @@
+using System.Runtime.CompilerServices;
+
 namespace MoraEngine.Backends.Cpu;
 
 /// <summary>
-/// Splits index ranges over the cores. Work below a grain size runs inline: on a two-core machine the cost of
-/// waking a worker (a few microseconds) dominates small kernels.
+/// Splits index ranges over the cores on the persistent <see cref="CpuThreadPool"/>. Work below a grain size runs
+/// inline: on a two-core machine the cost of waking a worker (a few microseconds) dominates small kernels.
 /// </summary>
-internal static class CpuParallel
+internal static unsafe class CpuParallel
 {
-    /// <summary>Worker count (the number of logical processors).</summary>
-    public static int Workers { get; } = Math.Max(1, Environment.ProcessorCount);
+    /// <summary>Participants in a parallel region (workers plus the caller).</summary>
+    public static int Workers => CpuThreadPool.Parallelism;
+
+    private struct Region
+    {
+        public Action<int, int> Body;
+        public int Count;
+        public int Chunks;
+    }
 
     /// <summary>
     /// Calls <paramref name="body"/>(start, end) over disjoint ranges covering [0, count). Ranges are fixed by
@@ -22,11 +31,16 @@ internal static class CpuParallel
             body(0, count);
             return;
         }
-        Parallel.For(0, chunks, c =>
-        {
-            var start = (int)((long)count * c / chunks);
-            var end = (int)((long)count * (c + 1) / chunks);
-            body(start, end);
-        });
+        var region = new Region { Body = body, Count = count, Chunks = chunks };
+        // The region lives on this stack frame until For returns, so handing its address to the workers is safe.
+        CpuThreadPool.For(chunks, &RunChunk, Unsafe.AsPointer(ref region));
+    }
+
+    private static void RunChunk(void* context, int c)
+    {
+        ref var r = ref Unsafe.AsRef<Region>(context);
+        var start = (int)((long)r.Count * c / r.Chunks);
+        var end = (int)((long)r.Count * (c + 1) / r.Chunks);
+        r.Body(start, end);
     }
 }

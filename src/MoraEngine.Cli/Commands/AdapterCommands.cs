@@ -1,0 +1,103 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MoraEngine.Adapters;
+using MoraEngine.IO;
+using MoraEngine.Linalg;
+using MoraEngine.Nn;
+using Spectre.Console;
+
+namespace MoraEngine.Cli.Commands;
+
+internal static class AdapterCommands
+{
+    private static Option<string> ModelOption() => new("--model") { Description = "Base model weights (.safetensors; a checkpoint also works).", Required = true };
+    private static Option<string> AdapterOption() => new("--adapter") { Description = "Adapter directory (adapter_config.json + adapter_model.safetensors).", Required = true };
+    private static Option<string?> ConfigOption() => new("--config") { Description = "Model config (preset or JSON file); default: the checkpoint's own, or config.json next to the model." };
+
+    public static Command Merge()
+    {
+        var model = ModelOption();
+        var adapter = AdapterOption();
+        var config = ConfigOption();
+        var output = new Option<string>("--out") { Description = "Merged model weights to write.", Required = true };
+        var cmd = new Command("merge", "Fold an adapter into its base model and write a plain model file.") { model, adapter, config, output };
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            var m = LoadModel(r.GetValue(model)!, r.GetValue(config));
+            var adapted = AdaptedModel.Load(r.GetValue(adapter)!, m);
+            var layers = adapted.Layers.Count;
+            var plain = adapted.MergeAndUnload();
+            var outPath = r.GetValue(output)!;
+            ModelIO.SaveWeights(outPath, plain);
+            var cfgOut = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outPath))!, "config.json");
+            if (!File.Exists(cfgOut)) File.WriteAllText(cfgOut, plain.Config.ToJson());
+            AnsiConsole.MarkupLine($"Merged {adapted.Config.Method} (r={adapted.Config.Rank}) into {layers} layers → [bold]{Markup.Escape(outPath)}[/]");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static Command Analyze()
+    {
+        var model = ModelOption();
+        var adapter = AdapterOption();
+        var config = ConfigOption();
+        var threshold = new Option<double>("--threshold") { Description = "A singular value counts when above this fraction of the layer's largest.", DefaultValueFactory = _ => 0.01 };
+        var json = new Option<string?>("--json") { Description = "Also write the full spectra as JSON to this file ('-' for standard output only)." };
+        var cmd = new Command("analyze", "Singular values of each adapted layer's ΔW: the rank the update actually uses.") { model, adapter, config, threshold, json };
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            var m = LoadModel(r.GetValue(model)!, r.GetValue(config));
+            var adapted = AdaptedModel.Load(r.GetValue(adapter)!, m);
+            var rel = r.GetValue(threshold);
+            if (rel is <= 0 or >= 1) throw new ArgumentException($"--threshold must be in (0, 1), got {rel}.");
+            var rows = new List<object>();
+            var table = new Table().AddColumns("layer", "ΔW shape", "rank bound", $"σ > {rel:P0} of max", "σ max", "‖ΔW‖F");
+            foreach (var l in adapted.Layers)
+            {
+                var delta = l.Adapter.DeltaWeight().ToArray();
+                var s = Svd.SingularValues(delta, l.Layer.OutFeatures, l.Layer.InFeatures);
+                var significant = Svd.SignificantCount(s, rel);
+                var bound = l.Adapter is MoraAdapter ma ? Math.Min(ma.RHat * (ma.Type == MoraType.Rope ? ma.Operator.Chunks : 1), Math.Min(l.Layer.InFeatures, l.Layer.OutFeatures)) : adapted.Config.Rank;
+                var fro = Math.Sqrt(s.Sum(v => v * v));
+                table.AddRow(Markup.Escape(l.Name), $"{l.Layer.OutFeatures}×{l.Layer.InFeatures}", bound.ToString(CultureInfo.InvariantCulture),
+                    significant.ToString(CultureInfo.InvariantCulture), s.Length > 0 ? s[0].ToString("G4", CultureInfo.InvariantCulture) : "-", fro.ToString("G4", CultureInfo.InvariantCulture));
+                rows.Add(new { layer = l.Name, rows = l.Layer.OutFeatures, cols = l.Layer.InFeatures, rank_bound = bound, significant, threshold = rel, singular_values = s });
+            }
+            var target = r.GetValue(json);
+            var doc = JsonSerializer.Serialize(new { method = adapted.Config.Method.ToString().ToLowerInvariant(), rank = adapted.Config.Rank, mora_type = adapted.Config.Method == AdapterMethod.Mora ? (int?)adapted.Config.MoraType : null, layers = rows });
+            if (target == "-") Console.WriteLine(doc);
+            else
+            {
+                AnsiConsole.Write(table);
+                if (target != null)
+                {
+                    File.WriteAllText(target, doc);
+                    AnsiConsole.MarkupLine($"Spectra written to {Markup.Escape(target)}");
+                }
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Builds the model a weight file belongs to and loads it.</summary>
+    internal static TransformerModel LoadModel(string path, string? configOpt)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
+        var file = Safetensors.Load(path);
+        ModelConfig cfg;
+        if (configOpt != null) cfg = CliConfig.LoadModelConfig(configOpt);
+        else if (file.Metadata.TryGetValue("model_config", out var j)) cfg = ModelConfig.FromJson(j);
+        else
+        {
+            var beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "config.json");
+            if (!File.Exists(beside)) throw new FileNotFoundException($"No model config for '{path}': pass --config or put config.json next to it.", beside);
+            cfg = ModelConfig.FromJson(File.ReadAllText(beside));
+        }
+        var model = new TransformerModel(cfg);
+        ModelIO.LoadWeights(file, model, strict: true, belongsToModel: n => !n.StartsWith("optim.", StringComparison.Ordinal));
+        return model;
+    }
+}

@@ -1,0 +1,133 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MoraEngine.Adapters;
+
+/// <summary>Which update an adapter learns.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<AdapterMethod>))]
+public enum AdapterMethod
+{
+    /// <summary>ΔW = s·B·A with rank r.</summary>
+    Lora,
+    /// <summary>ΔW = f_decomp ∘ M ∘ f_comp with a square r̂×r̂ matrix M.</summary>
+    Mora,
+}
+
+/// <summary>
+/// An adapter configuration in the spirit of PEFT's <c>LoraConfig</c> (and the MoRA fork's <c>use_mora</c> /
+/// <c>mora_type</c>): which method, which rank, which layers.
+/// </summary>
+public sealed record AdapterConfig
+{
+    /// <summary>The layer names adapters may target in this engine's models.</summary>
+    public static readonly string[] KnownTargets = ["q", "k", "v", "o", "up", "down", "gate"];
+
+    public AdapterMethod Method { get; init; } = AdapterMethod.Lora;
+
+    /// <summary>LoRA rank r; MoRA derives r̂ from it so both have the same parameter budget.</summary>
+    public int Rank { get; init; } = 8;
+
+    /// <summary>LoRA's α (scaling α/r, or α/√r with rsLoRA). MoRA ignores it (its scaling is 1).</summary>
+    public float Alpha { get; init; } = 16f;
+
+    public bool UseRsLora { get; init; }
+
+    /// <summary>Dropout on the adapter's input path only.</summary>
+    public float Dropout { get; init; }
+
+    /// <summary>MoRA's compression/decompression operator.</summary>
+    public MoraType MoraType { get; init; } = MoraType.Sharing;
+
+    /// <summary>Names of the Linear layers to adapt (last path segment: q, k, v, o, up, down, gate).</summary>
+    public string[] TargetModules { get; init; } = ["q", "k", "v", "o", "up", "down"];
+
+    /// <summary>Also train the embeddings and the output head (pretraining with adapters).</summary>
+    public bool TrainEmbeddingsAndHead { get; init; }
+
+    /// <summary>Seed for adapter initialisation and dropout.</summary>
+    public ulong Seed { get; init; } = 17;
+
+    /// <summary>LoRA's output scaling.</summary>
+    [JsonIgnore]
+    public float Scaling => Method == AdapterMethod.Mora ? 1f : UseRsLora ? Alpha / MathF.Sqrt(Rank) : Alpha / Rank;
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first bad field.</summary>
+    public void Validate()
+    {
+        if (Rank <= 0) throw new ArgumentException($"AdapterConfig: rank r must be positive, got {Rank}.");
+        if (Dropout is < 0 or >= 1) throw new ArgumentException($"AdapterConfig: dropout must be in [0, 1), got {Dropout}.");
+        if (TargetModules.Length == 0) throw new ArgumentException("AdapterConfig: no target modules.");
+        foreach (var t in TargetModules)
+            if (Array.IndexOf(KnownTargets, t) < 0)
+                throw new ArgumentException($"AdapterConfig: unknown target module '{t}' (known: {string.Join(", ", KnownTargets)}).");
+        if (!Enum.IsDefined(MoraType)) throw new ArgumentException($"AdapterConfig: unknown MoRA type {(int)MoraType} (known: 0, 1, 2, 3, 4, 6).");
+    }
+
+    /// <summary>PEFT's <c>adapter_config.json</c> (field names as PEFT and the official MoRA fork write them).</summary>
+    public string ToPeftJson()
+    {
+        var o = new Dictionary<string, object?>
+        {
+            ["peft_type"] = "LORA",
+            ["task_type"] = "CAUSAL_LM",
+            ["r"] = Rank,
+            ["lora_alpha"] = Alpha,
+            ["lora_dropout"] = Dropout,
+            ["use_rslora"] = UseRsLora,
+            ["target_modules"] = TargetModules,
+            ["bias"] = "none",
+            ["use_mora"] = Method == AdapterMethod.Mora,
+            ["mora_type"] = (int)MoraType,
+            ["modules_to_save"] = TrainEmbeddingsAndHead ? new[] { "tok_emb", "pos_emb", "head" } : null,
+            ["init_seed"] = Seed,
+        };
+        return JsonSerializer.Serialize(o, new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>Reads PEFT's <c>adapter_config.json</c>; errors name the file and the field.</summary>
+    public static AdapterConfig FromPeftJson(string json, string source = "adapter_config.json")
+    {
+        JsonElement root;
+        try
+        {
+            root = JsonDocument.Parse(json).RootElement;
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"{source}: invalid JSON ({e.Message}).", e);
+        }
+        if (root.ValueKind != JsonValueKind.Object) throw new ArgumentException($"{source}: expected a JSON object.");
+        int GetInt(string name, int fallback) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : fallback;
+        float GetFloat(string name, float fallback) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetSingle() : fallback;
+        bool GetBool(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
+        if (!root.TryGetProperty("r", out _)) throw new ArgumentException($"{source}: missing field 'r'.");
+        string[] targets = [];
+        if (root.TryGetProperty("target_modules", out var tm))
+        {
+            if (tm.ValueKind == JsonValueKind.Array) targets = tm.EnumerateArray().Select(e => e.GetString() ?? "").ToArray();
+            else if (tm.ValueKind == JsonValueKind.String) targets = [tm.GetString()!];
+        }
+        var mtype = GetInt("mora_type", 1);
+        var cfg = new AdapterConfig
+        {
+            Method = GetBool("use_mora") ? AdapterMethod.Mora : AdapterMethod.Lora,
+            Rank = GetInt("r", 8),
+            Alpha = GetFloat("lora_alpha", 8f),
+            Dropout = GetFloat("lora_dropout", 0f),
+            UseRsLora = GetBool("use_rslora"),
+            MoraType = (MoraType)mtype,
+            TargetModules = targets,
+            TrainEmbeddingsAndHead = root.TryGetProperty("modules_to_save", out var ms) && ms.ValueKind == JsonValueKind.Array && ms.GetArrayLength() > 0,
+            Seed = root.TryGetProperty("init_seed", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetUInt64() : 17,
+        };
+        try
+        {
+            cfg.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{source}: {e.Message}", e);
+        }
+        return cfg;
+    }
+}
