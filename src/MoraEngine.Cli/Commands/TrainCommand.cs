@@ -111,7 +111,7 @@ internal static class TrainCommand
                 var done = trainer.Step - startStep;
                 var tokPerSec = done * (double)trainer.TokensPerStep / Math.Max(1e-9, sw.Elapsed.TotalSeconds);
                 var eta = TimeSpan.FromSeconds((a.Steps - trainer.Step) * sw.Elapsed.TotalSeconds / Math.Max(1, done));
-                return string.Create(CultureInfo.InvariantCulture, $"step {trainer.Step}/{a.Steps}  loss {loss:F4}  {tokPerSec:N0} tok/s  ETA {eta:mm\\:ss}");
+                return string.Create(CultureInfo.InvariantCulture, $"step {trainer.Step}/{a.Steps}  loss {loss:F4}  {tokPerSec:N0} tok/s  ETA {(eta.TotalHours >= 1 ? eta.ToString(@"h\:mm\:ss", CultureInfo.InvariantCulture) : eta.ToString(@"mm\:ss", CultureInfo.InvariantCulture))}");
             }
 
             if (AnsiConsole.Profile.Capabilities.Interactive)
