@@ -68,3 +68,63 @@ public class CliTests
         Assert.True(doc.RootElement.GetProperty("gflops").GetDouble() > 0);
     }
 }
+
+[Collection("Console")]
+public class CliAdapterTests
+{
+    private static int Run(params string[] args)
+    {
+        var old = Console.Out;
+        Console.SetOut(new StringWriter());
+        try
+        {
+            return MoraCli.Build().Parse(args).Invoke();
+        }
+        finally
+        {
+            Console.SetOut(old);
+        }
+    }
+
+    [Fact]
+    public void FineTuneWithMora_ThenMergeAndAnalyze()
+    {
+        var dir = Directory.CreateTempSubdirectory("mora-cli-adapter").FullName;
+        try
+        {
+            var baseDir = Path.Combine(dir, "base");
+            Assert.Equal(0, Run("train", "--steps", "4", "--batch", "4", "--copy-length", "4", "--out", baseDir));
+            var baseModel = Path.Combine(baseDir, "model.safetensors");
+            var ftDir = Path.Combine(dir, "ft");
+            Assert.Equal(0, Run("train", "--init", baseModel, "--method", "mora", "--rank", "2", "--mora-type", "1",
+                "--steps", "5", "--batch", "4", "--copy-length", "4", "--out", ftDir, "--checkpoint-every", "2"));
+            // ReMoRA restarts run too (their adapter then holds only the update since the last restart).
+            Assert.Equal(0, Run("train", "--init", baseModel, "--method", "mora", "--rank", "2", "--restart-every", "2",
+                "--steps", "5", "--batch", "4", "--copy-length", "4", "--out", Path.Combine(dir, "remora")));
+            var adapterDir = Path.Combine(ftDir, "adapter");
+            Assert.True(File.Exists(Path.Combine(adapterDir, "adapter_config.json")));
+
+            // The merged model written by merge equals the fine-tuned model written by train.
+            var merged = Path.Combine(dir, "merged.safetensors");
+            Assert.Equal(0, Run("merge", "--model", baseModel, "--adapter", adapterDir, "--out", merged));
+            var a = MoraEngine.IO.Safetensors.Load(merged);
+            var b = MoraEngine.IO.Safetensors.Load(Path.Combine(ftDir, "model.safetensors"));
+            var w = "blocks.0.attn.q.weight";
+            var wa = a.Get(w).Data;
+            var wb = b.Get(w).Data;
+            for (var i = 0; i < wa.Length; i++) Assert.Equal(wb[i], wa[i], 5);
+
+            var json = Path.Combine(dir, "spectra.json");
+            Assert.Equal(0, Run("analyze", "--model", baseModel, "--adapter", adapterDir, "--json", json));
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+            Assert.Equal("mora", doc.RootElement.GetProperty("method").GetString());
+            Assert.True(doc.RootElement.GetProperty("layers").GetArrayLength() > 0);
+
+            Assert.Equal(2, Run("merge", "--model", baseModel, "--adapter", Path.Combine(dir, "missing"), "--out", merged));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+}

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using MoraEngine.Adapters;
 using MoraEngine.IO;
 using MoraEngine.Nn;
 using MoraEngine.Optim;
@@ -25,18 +26,25 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint.safetensors exactly where it stopped." };
         var copyLength = new Option<int>("--copy-length") { Description = "Copy task: symbols per string.", DefaultValueFactory = _ => 8 };
         var logEvery = new Option<int>("--log-every") { Description = "Steps between log lines when the output is not a terminal.", DefaultValueFactory = _ => 50 };
+        var init = new Option<string?>("--init") { Description = "Start from these weights (fine-tuning) instead of a fresh model." };
+        var method = new Option<string>("--method") { Description = "fft (all parameters), lora or mora (adapters; the base stays frozen).", DefaultValueFactory = _ => "fft" };
+        var rank = new Option<int>("--rank") { Description = "Adapter rank r (MoRA matches LoRA's parameter budget at this r).", DefaultValueFactory = _ => 8 };
+        var moraType = new Option<int>("--mora-type") { Description = "MoRA operator type: 0, 1, 2, 3, 4 or 6.", DefaultValueFactory = _ => 1 };
+        var restartEvery = new Option<int>("--restart-every") { Description = "ReLoRA/ReMoRA: merge and restart the adapters every N steps (0: never).", DefaultValueFactory = _ => 0 };
         var cmd = new Command("train", "Train a model from scratch or resume a checkpoint, on a text file or the built-in copy task.")
         {
-            text, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery,
+            text, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery, init, method, rank, moraType, restartEvery,
         };
         cmd.SetAction(r => Cli.Guard(() => Run(new TrainArgs(
             r.GetValue(text), r.GetValue(config), r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(warmup),
-            r.GetValue(seed), r.GetValue(outDir)!, r.GetValue(every), r.GetValue(resume), r.GetValue(copyLength), r.GetValue(logEvery)))));
+            r.GetValue(seed), r.GetValue(outDir)!, r.GetValue(every), r.GetValue(resume), r.GetValue(copyLength), r.GetValue(logEvery),
+            r.GetValue(init), r.GetValue(method)!, r.GetValue(rank), r.GetValue(moraType), r.GetValue(restartEvery)))));
         return cmd;
     }
 
     private sealed record TrainArgs(string? Text, string? Config, int Steps, int Batch, float Lr, int Warmup, ulong Seed,
-        string Out, int CheckpointEvery, bool Resume, int CopyLength, int LogEvery);
+        string Out, int CheckpointEvery, bool Resume, int CopyLength, int LogEvery,
+        string? Init, string Method, int Rank, int MoraType, int RestartEvery);
 
     private static int Run(TrainArgs a)
     {
@@ -65,21 +73,52 @@ internal static class TrainCommand
             time = copy.Time;
             task = $"copy task (strings of {a.CopyLength} symbols; chance loss {copy.ChanceLoss:F2})";
         }
+        if (a.Method is not ("fft" or "lora" or "mora")) throw new ArgumentException($"--method '{a.Method}' is not known (fft, lora, mora).");
+        if (a.RestartEvery < 0) throw new ArgumentException($"--restart-every must be ≥ 0, got {a.RestartEvery}.");
+        IReadOnlyDictionary<string, string>? resumeMeta = null;
+        TransformerModel model;
         if (a.Resume)
         {
             if (!File.Exists(ckptPath)) throw new FileNotFoundException($"--resume: no checkpoint at '{ckptPath}'.", ckptPath);
+            resumeMeta = Checkpoint.ReadMetadata(ckptPath);
             cfg = Checkpoint.ReadConfig(ckptPath);
+            model = new TransformerModel(cfg, a.Seed);
         }
+        else if (a.Init != null)
+        {
+            model = AdapterCommands.LoadModel(a.Init, a.Config);
+            cfg = model.Config;
+            if (data.VocabSize > cfg.VocabSize) throw new ArgumentException($"--init model has a vocabulary of {cfg.VocabSize}; the data needs {data.VocabSize}.");
+            if (cfg.Context < time) throw new ArgumentException($"--init model's context {cfg.Context} is shorter than the rows ({time} tokens).");
+        }
+        else model = new TransformerModel(cfg, a.Seed);
 
-        var model = new TransformerModel(cfg, a.Seed);
-        var opt = new AdamW(model.TrainableParameters(), a.Lr, weightDecay: 0.1f);
-        var schedule = new WarmupCosineLr(a.Lr, Math.Min(a.Warmup, a.Steps), a.Steps, a.Lr * 0.1f);
+        AdaptedModel? adapted = null;
+        var adapterJson = resumeMeta != null && resumeMeta.TryGetValue("adapter_config", out var aj) ? aj : null;
+        if (adapterJson != null)
+        {
+            adapted = AdaptedModel.Wrap(model, AdapterConfig.FromPeftJson(adapterJson, ckptPath));
+            adapted.Restarts = int.Parse(resumeMeta!["adapter_restarts"], CultureInfo.InvariantCulture);
+        }
+        else if (!a.Resume && a.Method != "fft")
+            adapted = AdaptedModel.Wrap(model, new AdapterConfig
+            {
+                Method = a.Method == "lora" ? AdapterMethod.Lora : AdapterMethod.Mora,
+                Rank = a.Rank,
+                MoraType = (MoraType)a.MoraType,
+                Seed = a.Seed + 17,
+            });
+        var opt = new AdamW(model.TrainableParameters(), a.Lr, weightDecay: adapted == null ? 0.1f : 0f);
+        var schedule = new WarmupCosineLr(a.Lr, Math.Min(a.Warmup, a.Steps), a.Steps, a.Lr * 0.1f, restartWarmup: Math.Min(50, Math.Max(1, a.RestartEvery / 4)));
         var trainer = new Trainer(model, opt, schedule, data, new TrainerOptions { BatchSize = a.Batch, Time = time, Seed = a.Seed });
+        if (adapted != null && a.RestartEvery > 0) trainer.Callbacks.Add(new AdapterRestarts(adapted, a.RestartEvery));
         if (a.Resume)
         {
             Checkpoint.Restore(ckptPath, trainer);
             AnsiConsole.MarkupLine($"Resumed [bold]{Markup.Escape(ckptPath)}[/] at step {trainer.Step}.");
         }
+        if (adapted != null)
+            AnsiConsole.MarkupLine($"Adapters: {adapted.Config.Method} r={adapted.Config.Rank}{(adapted.Config.Method == AdapterMethod.Mora ? $" type {(int)adapted.Config.MoraType}" : "")} on {adapted.Layers.Count} layers; {adapted.TrainableParameterCount():N0} trainable of {adapted.TotalParameterCount():N0}.");
         File.WriteAllText(Path.Combine(a.Out, "config.json"), cfg.ToJson());
         AnsiConsole.MarkupLine($"Training {cfg.Architecture} d={cfg.DModel} L={cfg.Layers} H={cfg.Heads} ({model.ParameterCount():N0} parameters) on {Markup.Escape(task)}, batch {a.Batch}×{time}, {a.Steps} steps.");
 
@@ -97,7 +136,12 @@ internal static class TrainCommand
             var startStep = trainer.Step;
             void Save()
             {
-                trainer.SaveCheckpoint(ckptPath);
+                var extra = adapted == null ? null : new Dictionary<string, string>
+                {
+                    ["adapter_config"] = adapted.Config.ToPeftJson(),
+                    ["adapter_restarts"] = adapted.Restarts.ToString(CultureInfo.InvariantCulture),
+                };
+                trainer.SaveCheckpoint(ckptPath, extra);
             }
             void OneStep(Action<float>? report)
             {
@@ -146,6 +190,15 @@ internal static class TrainCommand
                 return 130;
             }
             var weights = Path.Combine(a.Out, "model.safetensors");
+            if (adapted != null)
+            {
+                var adapterDir = Path.Combine(a.Out, "adapter");
+                adapted.Save(adapterDir);
+                AnsiConsole.MarkupLine(a.RestartEvery > 0
+                    ? $"Adapter: {Markup.Escape(adapterDir)} (the update since the last restart only; {Markup.Escape(weights)} holds the full result)"
+                    : $"Adapter: {Markup.Escape(adapterDir)} (merge with: mora merge --model BASE --adapter {Markup.Escape(adapterDir)} --out merged.safetensors)");
+                adapted.MergeAndUnload();   // model.safetensors holds the merged, plain model
+            }
             ModelIO.SaveWeights(weights, model);
             var tail = losses.Skip(Math.Max(0, losses.Count - 20)).Select(l => l.Loss).DefaultIfEmpty(float.NaN).Average();
             AnsiConsole.MarkupLine($"Done: {trainer.Step} steps in {sw.Elapsed.TotalSeconds:F1} s, mean loss of the last 20 steps {tail:F4}. Weights: {Markup.Escape(weights)}");

@@ -154,8 +154,12 @@ public sealed class AdaptedModel
 
     private int _restarts;
 
-    /// <summary>Number of restarts so far.</summary>
-    public int Restarts => _restarts;
+    /// <summary>Number of restarts so far (part of the training state: it seeds LoRA's re-initialisation).</summary>
+    public int Restarts
+    {
+        get => _restarts;
+        internal set => _restarts = value;
+    }
 
     // ---------------------------------------------------------------- files
 

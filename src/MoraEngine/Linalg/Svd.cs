@@ -266,6 +266,9 @@ public static class Svd
         }
     }
 
+    /// <summary>Squared column norms below this count as zero (the working matrix's largest entry is in [1, 2)).</summary>
+    private const double NegligibleNorm2 = 1e-200;
+
     /// <summary>Orthogonalises columns p and q if their cosine reaches the tolerance; returns whether it rotated.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: skip tier-0 code
     private static bool Rotate(double[] a, double[]? v, int m, int n, int p, int q, double tolerance)
@@ -273,8 +276,10 @@ public static class Svd
         var ap = a.AsSpan(p * m, m);
         var aq = a.AsSpan(q * m, m);
         Dots(ap, aq, out var alpha, out var beta, out var gamma);
-        // A zero column (or one whose squares underflow) is orthogonal to everything.
-        if (alpha == 0 || beta == 0 || Math.Abs(gamma) < tolerance * Math.Sqrt(alpha) * Math.Sqrt(beta)) return false;
+        // A zero column, or one that exact rank deficiency has driven down to the subnormal range (the input is scaled
+        // so its largest entry lies in [1, 2)), is orthogonal to everything. Without this, α·β can underflow to 0 while
+        // γ is 0 too, and ζ = 0/0 would poison the matrix with NaN.
+        if (alpha <= NegligibleNorm2 || beta <= NegligibleNorm2 || Math.Abs(gamma) <= tolerance * Math.Sqrt(alpha) * Math.Sqrt(beta)) return false;
 
         // Rutishauser's stable formulas: t is the smaller root of t² + 2ζt − 1 = 0, the tangent that zeroes the
         // off-diagonal of the 2×2 Gram matrix [[α, γ], [γ, β]].

@@ -16,7 +16,10 @@ public static class Checkpoint
     public const string Format = "moraengine-checkpoint-v1";
     private const string OptimPrefix = "optim.";
 
-    public static void Save(string path, Trainer trainer)
+    /// <param name="path">Target file (written atomically).</param>
+    /// <param name="trainer">The training state to save.</param>
+    /// <param name="extra">Additional metadata entries (e.g. an adapter's config and restart count).</param>
+    public static void Save(string path, Trainer trainer, IReadOnlyDictionary<string, string>? extra = null)
     {
         var model = trainer.Model;
         var names = model.NamedParameters().ToDictionary(p => (object)p.Param, p => p.Name, ReferenceEqualityComparer.Instance);
@@ -39,8 +42,13 @@ public static class Checkpoint
         };
         if (trainer.Optimizer is AdamW adam) meta["adam_param_steps"] = JsonSerializer.Serialize(adam.ParameterSteps);
         if (trainer.Schedule is WarmupCosineLr wc) meta["lr_last_restart"] = wc.LastRestart.ToString(CultureInfo.InvariantCulture);
+        if (extra != null)
+            foreach (var (k, v) in extra) meta[k] = v;
         Safetensors.Save(path, tensors, meta);
     }
+
+    /// <summary>The metadata of a checkpoint (header only; no tensor data is read).</summary>
+    public static IReadOnlyDictionary<string, string> ReadMetadata(string path) => Safetensors.Load(path).Metadata;
 
     /// <summary>Reads the model config stored in a checkpoint (to build the model before restoring).</summary>
     public static ModelConfig ReadConfig(string path)

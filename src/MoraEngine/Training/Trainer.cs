@@ -102,5 +102,5 @@ public sealed class Trainer
     }
 
     /// <summary>Writes a checkpoint that <see cref="Checkpoint.Restore"/> resumes exactly.</summary>
-    public void SaveCheckpoint(string path) => Checkpoint.Save(path, this);
+    public void SaveCheckpoint(string path, IReadOnlyDictionary<string, string>? extraMetadata = null) => Checkpoint.Save(path, this, extraMetadata);
 }
