@@ -85,7 +85,7 @@ public sealed partial class CpuBackend
         }
     }
 
-    /// <summary>x = softmax(x) over n values, with <see cref="Exp8"/> (deterministic: fixed summation order).</summary>
+    /// <summary>x = softmax(x) over n values, with Simd.Exp (deterministic: fixed summation order).</summary>
     private static unsafe void SoftmaxRow(float* x, int n)
     {
         var j = 0;
@@ -102,7 +102,7 @@ public sealed partial class CpuBackend
         var vs = Vector256<float>.Zero;
         for (j = 0; j + 8 <= n; j += 8)
         {
-            var e = Exp8(Vector256.Load(x + j) - vmax);
+            var e = Simd.Exp(Vector256.Load(x + j) - vmax);
             e.Store(x + j);
             vs += e;
         }
@@ -112,7 +112,7 @@ public sealed partial class CpuBackend
             // The tail goes through the same vector exp (padded lanes discarded) so every element is computed alike.
             var t = stackalloc float[8];
             for (var l = 0; l < 8; l++) t[l] = j + l < n ? x[j + l] - max : 0f;
-            Exp8(Vector256.Load(t)).Store(t);
+            Simd.Exp(Vector256.Load(t)).Store(t);
             for (var l = 0; j + l < n; l++)
             {
                 x[j + l] = t[l];
@@ -137,29 +137,6 @@ public sealed partial class CpuBackend
         var vd = Vector256.Create(dot);
         for (j = 0; j + 8 <= n; j += 8) ((Vector256.Load(d + j) - vd) * Vector256.Load(p + j)).Store(d + j);
         for (; j < n; j++) d[j] = (d[j] - dot) * p[j];
-    }
-
-    /// <summary>
-    /// eˣ for 8 lanes (Cephes expf: x = n·ln2 + r, degree-6 polynomial in r, 2ⁿ through the exponent bits), within
-    /// ~2 ulp; inputs are clamped to [−87.3, 88.3] so 2ⁿ stays a normal float. Written here because
-    /// Simd.Exp measured 5–65 ns per element on the target runtime (precompiled code not re-jitted).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Exp8(Vector256<float> x)
-    {
-        x = Vector256.Min(Vector256.Max(x, Vector256.Create(-87.3f)), Vector256.Create(88.3f));
-        var n = Vector256.Round(x * Vector256.Create(1.44269504088896341f));
-        var r = Vector256.MultiplyAddEstimate(n, Vector256.Create(-0.693359375f), x);
-        r = Vector256.MultiplyAddEstimate(n, Vector256.Create(2.12194440e-4f), r);
-        var y = Vector256.Create(1.9875691500e-4f);
-        y = Vector256.MultiplyAddEstimate(y, r, Vector256.Create(1.3981999507e-3f));
-        y = Vector256.MultiplyAddEstimate(y, r, Vector256.Create(8.3334519073e-3f));
-        y = Vector256.MultiplyAddEstimate(y, r, Vector256.Create(4.1665795894e-2f));
-        y = Vector256.MultiplyAddEstimate(y, r, Vector256.Create(1.6666665459e-1f));
-        y = Vector256.MultiplyAddEstimate(y, r, Vector256.Create(5.0000001201e-1f));
-        y = Vector256.MultiplyAddEstimate(y, r * r, r + Vector256<float>.One);
-        var pow2 = Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
-        return y * pow2;
     }
 
     /// <summary>Zeros row i's cells right of the diagonal up to the end of its 4×4 diagonal block.</summary>
