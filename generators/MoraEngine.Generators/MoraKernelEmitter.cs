@@ -304,6 +304,7 @@ namespace MoraEngine.Generators
                     _ => "gŷ = f_decompᵀ(gy) per row (overwritten): gy [rows, out] → gŷ [rows, chunks·r̂].",
                 };
                 Ln($"/// <summary>{doc}</summary>");
+                Ln("[MethodImpl(MethodImplOptions.AggressiveOptimization)] // hot from the first call: no tier-0 pass");
                 Begin($"public void {name}({parameters})");
                 Ln($"int width = CompressedWidth(chunks, {(_rope ? "Chunks" : "1")}, RHat, \"{name}\");");
                 Ln($"CheckRows(\"{name}\", rows, {src}.Length, {srcWidth}, {dst}.Length, {dstWidth});");
@@ -338,7 +339,7 @@ namespace MoraEngine.Generators
                 {
                     _vw = vw;
                     Ln();
-                    Ln("[MethodImpl(MethodImplOptions.AggressiveInlining)]");
+                    Ln("[MethodImpl(MethodImplOptions.AggressiveOptimization)]");
                     Begin($"private static void {name}Row{vw * 32}({rowParams})");
                     rowBody(vw);
                     End();
@@ -640,7 +641,11 @@ namespace MoraEngine.Generators
                 });
             }
 
-            /// <summary>dst[j] = Σ_t src[t·wd + j] for j &lt; wd over src[0 .. len) (the transpose of a tiling).</summary>
+            /// <summary>
+            /// dst[j] = Σ_t src[t·wd + j] for j &lt; wd over src[0 .. len) (the transpose of a tiling). The whole tiles
+            /// stream through in order into up to 8 vector accumulators at a time (the last one overlapping when wd is
+            /// not a multiple of the width), so src is read sequentially; the partial last tile is added after.
+            /// </summary>
             private void TileSum(string dst, int wd, string src, int len)
             {
                 if (len <= wd)
@@ -651,9 +656,34 @@ namespace MoraEngine.Generators
                 }
                 var nt = len / wd;
                 var pl = len % wd;
-                Ln($"// {nt} whole tiles of {wd}{(pl > 0 ? $" and {pl} values of a last one" : "")}.");
-                if (pl > 0) Segment(dst, "0", pl, new[] { new Term(src, "0", wd, nt + 1) }, Mode.Store);
-                Segment(dst, $"{pl}", wd - pl, new[] { new Term(src, $"{pl}", wd, nt) }, Mode.Store);
+                var vw = _vw;
+                Ln($"// {nt} whole tiles of {wd}{(pl > 0 ? $", then the {pl} values of a last one" : "")}.");
+                if (wd < vw)
+                {
+                    Segment(dst, "0", wd, new[] { new Term(src, "0", wd, nt) }, Mode.Store);
+                }
+                else
+                {
+                    var starts = new List<int>();
+                    for (var j = 0; j + vw <= wd; j += vw) starts.Add(j);
+                    if (wd % vw != 0) starts.Add(wd - vw); // overlaps the previous block: same sums, stored twice
+                    for (var g0 = 0; g0 < starts.Count; g0 += 8)
+                    {
+                        var group = starts.Skip(g0).Take(8).ToArray();
+                        Block();
+                        for (var b = 0; b < group.Length; b++) Ln($"var a{b} = {Load(vw, src, $"{group[b]}")};");
+                        if (nt > 1)
+                        {
+                            Begin($"for (int t = 1; t < {nt}; t++)");
+                            Ln($"ref float p = ref Unsafe.Add(ref {src}, t * {wd});");
+                            for (var b = 0; b < group.Length; b++) Ln($"a{b} += {Load(vw, "p", $"{group[b]}")};");
+                            End();
+                        }
+                        for (var b = 0; b < group.Length; b++) Put(vw, dst, $"{group[b]}", $"a{b}", Mode.Store);
+                        End();
+                    }
+                }
+                if (pl > 0) Segment(dst, "0", pl, new[] { new Term(src, $"{nt * wd}") }, Mode.Add);
             }
 
             /// <summary>RoPE rotate-half of one chunk: dst (+)= c·cos ∓ rh(c)·sin with the tables at tab.</summary>
