@@ -16,6 +16,7 @@ internal static class BenchCommand
         var cmd = new Command("bench", "Quick performance measurements (BenchmarkDotNet suites live in bench/).");
         cmd.Subcommands.Add(Gemm());
         cmd.Subcommands.Add(Step());
+        cmd.Subcommands.Add(BenchKernelsCommand.Create());
         return cmd;
     }
 

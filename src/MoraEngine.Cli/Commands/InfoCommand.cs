@@ -37,7 +37,19 @@ internal static class InfoCommand
         table.AddRow("SIMD in use", Markup.Escape(SimdDescription()));
         table.AddRow("CPU cores", Environment.ProcessorCount.ToString());
         table.AddRow("Devices", Markup.Escape(string.Join("\n", Devices())));
+        table.AddRow("MoRA kernels", Markup.Escape(string.Join("\n", MoraKernels())));
         AnsiConsole.Write(table);
+    }
+
+    /// <summary>The generated MoRA kernel specialisations loaded (in → out, r̂, type), or why none is used.</summary>
+    internal static IEnumerable<string> MoraKernels()
+    {
+        var loaded = MoraEngine.Adapters.MoraKernelRegistry.Loaded;
+        var state = !MoraEngine.Adapters.MoraKernelRegistry.Enabled ? "off (MORA_GENERIC_KERNELS=1): generic kernels only"
+            : loaded.Count > 0 && !loaded[0].IsAccelerated ? "not accelerated on this CPU: generic kernels only"
+            : "specialised kernels in use for these shapes, generic for the rest";
+        yield return $"{loaded.Count} specialisations loaded; {state}";
+        foreach (var k in loaded) yield return $"{k.In} → {k.Out}, r̂ {k.RHat}, type {(int)k.Type} {k.Type}";
     }
 
     internal static IEnumerable<string> Devices()

@@ -33,6 +33,12 @@ public sealed class MoraOperator
     /// r̂ ≤ in, and r̂ &gt; out would waste rank), an odd r̂ for <see cref="MoraType.Rope"/>, or an unknown type.
     /// </exception>
     public MoraOperator(int inFeatures, int outFeatures, int rHat, MoraType type)
+        : this(inFeatures, outFeatures, rHat, type, specialise: true)
+    {
+    }
+
+    /// <summary>As the public constructor; <paramref name="specialise"/> = false forces the generic kernels (parity tests, benchmarks).</summary>
+    internal MoraOperator(int inFeatures, int outFeatures, int rHat, MoraType type, bool specialise)
     {
         CheckType(type, "MoraOperator");
         if (inFeatures <= 0 || outFeatures <= 0)
@@ -76,7 +82,14 @@ public sealed class MoraOperator
         {
             _ropeCos = _ropeSin = [];
         }
+        Kernels = specialise ? MoraKernelRegistry.Find(inFeatures, outFeatures, rHat, type) : null;
     }
+
+    /// <summary>
+    /// The generated kernels specialised to this shape, found in <see cref="MoraKernelRegistry"/> at construction, or
+    /// null: the CPU backend then runs its generic kernels.
+    /// </summary>
+    public IMoraKernels? Kernels { get; }
 
     /// <summary>Input width (in_features).</summary>
     public int In { get; }
@@ -136,7 +149,7 @@ public sealed class MoraOperator
     internal int[] InGroupStartArray => _inGroupStart;
     internal int[] OutGroupStartArray => _outGroupStart;
 
-    public override string ToString() => $"MoRA {Type} {In} → {Out}, r̂ = {RHat}";
+    public override string ToString() => $"MoRA {Type} {In} → {Out}, r̂ = {RHat}{(Kernels != null ? " (specialised)" : "")}";
 
     /// <summary>
     /// ΔW [out × in] row-major for a given M [r̂ × r̂] (row-major): column j is f_decomp(M · f_comp(e_j)), so

@@ -8,7 +8,8 @@ namespace MoraEngine.Tests;
 /// <summary>
 /// The MoRA operator against golden vectors computed (float64) from the official implementation: r̂, the compressed
 /// input, ΔW·x and ΔW itself. File: $MORA_GOLDEN_VECTORS, else ../shared/testdata/mora-vectors.json next to the
-/// repository root. A missing or empty file fails the suite rather than silently testing nothing.
+/// repository root. A missing or empty file fails the suite rather than silently testing nothing. Each case runs through
+/// the generated (specialised) kernels and through the generic ones.
 /// </summary>
 public class GoldenVectorTests
 {
@@ -33,7 +34,12 @@ public class GoldenVectorTests
     }
 
     /// <summary>One row per case (its index), so each case reports on its own.</summary>
-    public static IEnumerable<object[]> Cases() => Enumerable.Range(0, LoadCases().Length).Select(i => new object[] { i });
+    /// <summary>
+    /// One row per case (its index) and path: the generated kernels for the shape (GoldenKernels.cs declares them for
+    /// this assembly) and the generic ones.
+    /// </summary>
+    public static IEnumerable<object[]> Cases() =>
+        Enumerable.Range(0, LoadCases().Length).SelectMany(i => new[] { new object[] { i, true }, new object[] { i, false } });
 
     [Fact]
     public void VectorFile_ExistsAndHasCases()
@@ -45,16 +51,17 @@ public class GoldenVectorTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Case_MatchesOfficialImplementation(int index)
+    public void Case_MatchesOfficialImplementation(int index, bool specialised)
     {
         var c = LoadCases()[index];
         int inF = c.GetProperty("in_features").GetInt32(), outF = c.GetProperty("out_features").GetInt32();
         var type = (MoraType)c.GetProperty("mora_type").GetInt32();
         var rHat = c.GetProperty("r_hat").GetInt32();
-        var label = $"case {index} (type {type}, {inF} → {outF}, r̂ {rHat})";
+        var label = $"case {index} (type {type}, {inF} → {outF}, r̂ {rHat}, {(specialised ? "specialised" : "generic")} kernels)";
 
         Assert.True(rHat == MoraOperator.RankHat(inF, outF, c.GetProperty("lora_rank").GetInt32(), type), $"{label}: r̂");
-        var op = new MoraOperator(inF, outF, rHat, type);
+        var op = new MoraOperator(inF, outF, rHat, type, specialised);
+        Assert.True(specialised == (op.Kernels != null) || !System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated, $"{label}: kernel path");
         var x = Floats(c, "x");
         var m = Floats(c, "M");
         var rows = x.Length / inF;

@@ -12,11 +12,20 @@ public sealed partial class CpuBackend
     // Contiguous pieces (whole chunks, tiles, RoPE halves) go through SIMD; interleave groups are short runs
     // (⌊in/r̂⌋ items) where a scalar loop is as fast.
 
+    // An operator that found generated kernels for its shape (MoraOperator.Kernels) runs them on the same fixed row
+    // split; the generic code below is the reference and the fallback.
+
     public void MoraCompress(MoraOperator op, Tensor x, Tensor xc, int rows, int chunks)
     {
         float[] X = x.CpuArray, XC = xc.CpuArray;
         int xo = x.Offset, co = xc.Offset, n = op.In, r = op.RHat, w = chunks * r;
         int full = op.FullChunks, tail = op.Tail;
+        if (op.Kernels is { } k)
+        {
+            CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
+                k.Compress(X.AsSpan(xo + r0 * n, (r1 - r0) * n), XC.AsSpan(co + r0 * w, (r1 - r0) * w), r1 - r0, chunks));
+            return;
+        }
         CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
         {
             // Scratch for the wrap-padded last RoPE chunk (one chunk, not a padded copy of x).
@@ -76,6 +85,12 @@ public sealed partial class CpuBackend
         float[] GC = gxc.CpuArray, GX = gx.CpuArray;
         int co = gxc.Offset, xo = gx.Offset, n = op.In, r = op.RHat, w = chunks * r;
         int full = op.FullChunks, tail = op.Tail;
+        if (op.Kernels is { } k)
+        {
+            CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
+                k.CompressBackward(GC.AsSpan(co + r0 * w, (r1 - r0) * w), GX.AsSpan(xo + r0 * n, (r1 - r0) * n), r1 - r0, chunks, accumulate));
+            return;
+        }
         CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
         {
             // Scratch for the wrap-padded last RoPE chunk (one chunk, not a padded copy of x).
@@ -143,6 +158,12 @@ public sealed partial class CpuBackend
     {
         float[] YH = yhat.CpuArray, Y = y.CpuArray;
         int ho = yhat.Offset, yo = y.Offset, m = op.Out, r = op.RHat, w = chunks * r;
+        if (op.Kernels is { } k)
+        {
+            CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
+                k.DecompressAdd(YH.AsSpan(ho + r0 * w, (r1 - r0) * w), Y.AsSpan(yo + r0 * m, (r1 - r0) * m), r1 - r0, chunks));
+            return;
+        }
         CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
         {
             for (var row = r0; row < r1; row++)
@@ -182,6 +203,12 @@ public sealed partial class CpuBackend
     {
         float[] G = gy.CpuArray, GH = gyhat.CpuArray;
         int go = gy.Offset, ho = gyhat.Offset, m = op.Out, r = op.RHat, w = chunks * r;
+        if (op.Kernels is { } k)
+        {
+            CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
+                k.DecompressBackward(G.AsSpan(go + r0 * m, (r1 - r0) * m), GH.AsSpan(ho + r0 * w, (r1 - r0) * w), r1 - r0, chunks));
+            return;
+        }
         CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
         {
             for (var row = r0; row < r1; row++)

@@ -1,0 +1,43 @@
+using BenchmarkDotNet.Attributes;
+using MoraEngine.Adapters;
+
+namespace MoraEngine.Bench;
+
+/// <summary>
+/// Generated (specialised) vs generic MoRA kernels — compress + decompress, forward + backward — and the whole adapter
+/// path (compress, M, decompress) vs LoRA's two small matmuls at the same budget, over 2048 tokens, LoRA rank 8.
+/// <c>mora bench kernels</c> is the quick version. Run: <c>dotnet run -c Release --project bench/MoraEngine.Bench -- --filter *Kernel*</c>.
+/// </summary>
+public class KernelBenchmarks
+{
+    private MoraKernelBench.Layer _layer = null!;
+
+    [Params("512x2048", "1024x1024", "256x1024")]
+    public string Shape { get; set; } = "512x2048";
+
+    [Params(MoraType.Sharing, MoraType.Rope)]
+    public MoraType Type { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var parts = Shape.Split('x');
+        _layer = new MoraKernelBench.Layer(int.Parse(parts[0]), int.Parse(parts[1]), 8, Type, 2048);
+        if (_layer.Fast.Kernels == null) throw new InvalidOperationException($"No specialised kernels loaded for {_layer.Fast}.");
+    }
+
+    [Benchmark(Baseline = true)]
+    public void Kernels_Generic() => _layer.Kernels(_layer.Generic);
+
+    [Benchmark]
+    public void Kernels_Specialised() => _layer.Kernels(_layer.Fast);
+
+    [Benchmark]
+    public void MoraPath_Generic() => _layer.Mora(_layer.Generic);
+
+    [Benchmark]
+    public void MoraPath_Specialised() => _layer.Mora(_layer.Fast);
+
+    [Benchmark]
+    public void LoraPath() => _layer.Lora();
+}

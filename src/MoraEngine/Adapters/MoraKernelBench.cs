@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using MoraEngine.Backends;
+
+namespace MoraEngine.Adapters;
+
+/// <summary>
+/// Specialised vs generic MoRA kernels, and MoRA vs LoRA, on one layer shape over a batch of tokens: what
+/// <c>mora bench kernels</c> prints and what bench/MoraEngine.Bench/KernelBenchmarks.cs measures in depth.
+/// </summary>
+internal static class MoraKernelBench
+{
+    /// <summary>The cases: (512, 2048), (1024, 1024) and (256, 1024) at LoRA rank 8, types 1 and 6.</summary>
+    public static readonly (int In, int Out)[] DefaultShapes = [(512, 2048), (1024, 1024), (256, 1024)];
+
+    public static readonly MoraType[] DefaultTypes = [MoraType.Sharing, MoraType.Rope];
+
+    /// <summary>Median microseconds of one forward + backward (<c>*Kernels*</c>: compress and decompress only).</summary>
+    public sealed record Result(int In, int Out, int Rank, MoraType Type, int RHat, int Tokens, bool Specialised,
+        double GenericUs, double SpecialisedUs, double LoraUs, double GenericKernelsUs, double SpecialisedKernelsUs)
+    {
+        /// <summary>Generic / specialised time of compress + decompress, forward + backward.</summary>
+        public double KernelSpeedup => GenericKernelsUs / SpecialisedKernelsUs;
+
+        /// <summary>The whole specialised MoRA path (compress, M, decompress) over LoRA's two small matmuls.</summary>
+        public double MoraOverLora => SpecialisedUs / LoraUs;
+    }
+
+    /// <summary>The tensors of one layer's adapter path, allocated once.</summary>
+    public sealed class Layer
+    {
+        private readonly IBackend _be;
+        private readonly int _tokens, _r, _rows, _lr, _in, _out;
+        private readonly Tensor _x, _xc, _yhat, _y, _gy, _gyhat, _gxc, _gx, _m, _gm, _a, _b, _h, _gh, _ga, _gb;
+
+        public Layer(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, ulong seed = 1)
+        {
+            var rHat = MoraOperator.RankHat(inFeatures, outFeatures, rank, type);
+            Fast = new MoraOperator(inFeatures, outFeatures, rHat, type);
+            Generic = new MoraOperator(inFeatures, outFeatures, rHat, type, specialise: false);
+            _tokens = tokens;
+            _r = rHat;
+            _lr = rank;
+            _in = inFeatures;
+            _out = outFeatures;
+            _rows = tokens * Fast.ActiveChunks;
+            var rng = new Rng(seed);
+            _x = Tensor.RandN(rng, 1f, tokens, inFeatures);
+            _gy = Tensor.RandN(rng, 1f, tokens, outFeatures);
+            _y = Tensor.Zeros(tokens, outFeatures);
+            _gx = Tensor.Zeros(tokens, inFeatures);
+            _xc = Tensor.Zeros(_rows, rHat);
+            _yhat = Tensor.Zeros(_rows, rHat);
+            _gyhat = Tensor.Zeros(_rows, rHat);
+            _gxc = Tensor.Zeros(_rows, rHat);
+            _m = Tensor.RandN(rng, 0.05f, rHat, rHat);
+            _gm = Tensor.Zeros(rHat, rHat);
+            _a = Tensor.RandN(rng, 0.05f, rank, inFeatures);
+            _b = Tensor.RandN(rng, 0.05f, outFeatures, rank);
+            _h = Tensor.Zeros(tokens, rank);
+            _gh = Tensor.Zeros(tokens, rank);
+            _ga = Tensor.Zeros(rank, inFeatures);
+            _gb = Tensor.Zeros(outFeatures, rank);
+            _be = _x.Device.Backend;
+        }
+
+        public MoraOperator Fast { get; }
+        public MoraOperator Generic { get; }
+
+        /// <summary>Compress and decompress, forward and backward: the part the generator specialises.</summary>
+        public void Kernels(MoraOperator op)
+        {
+            var c = op.ActiveChunks;
+            _be.MoraCompress(op, _x, _xc, _tokens, c);
+            _be.MoraDecompressAdd(op, _yhat, _y, _tokens, c);
+            _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
+            _be.MoraCompressBackward(op, _gxc, _gx, _tokens, c, false);
+        }
+
+        /// <summary>The MoRA adapter path as <see cref="Ops.MoraDelta"/> runs it (without the copy of the base output).</summary>
+        public void Mora(MoraOperator op)
+        {
+            int c = op.ActiveChunks, r = _r;
+            _be.MoraCompress(op, _x, _xc, _tokens, c);
+            _be.Gemm(1, _rows, r, r, 1f, _xc, false, 0, _m, true, 0, 0f, _yhat, 0);
+            _be.MoraDecompressAdd(op, _yhat, _y, _tokens, c);
+            _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
+            _be.Gemm(1, r, r, _rows, 1f, _gyhat, true, 0, _xc, false, 0, 0f, _gm, 0);
+            _be.Gemm(1, _rows, r, r, 1f, _gyhat, false, 0, _m, false, 0, 0f, _gxc, 0);
+            _be.MoraCompressBackward(op, _gxc, _gx, _tokens, c, false);
+        }
+
+        /// <summary>LoRA's path at the same budget, as <see cref="Ops.LoraDelta"/> runs it: two small matmuls and their gradients.</summary>
+        public void Lora()
+        {
+            int r = _lr;
+            _be.Gemm(1, _tokens, r, _in, 1f, _x, false, 0, _a, true, 0, 0f, _h, 0);
+            _be.Gemm(1, _tokens, _out, r, 2f, _h, false, 0, _b, true, 0, 1f, _y, 0);
+            _be.Gemm(1, _out, r, _tokens, 2f, _gy, true, 0, _h, false, 0, 0f, _gb, 0);
+            _be.Gemm(1, _tokens, r, _out, 2f, _gy, false, 0, _b, false, 0, 0f, _gh, 0);
+            _be.Gemm(1, r, _in, _tokens, 1f, _gh, true, 0, _x, false, 0, 0f, _ga, 0);
+            _be.Gemm(1, _tokens, _in, r, 1f, _gh, false, 0, _a, false, 0, 0f, _gx, 0);
+        }
+    }
+
+    /// <summary>
+    /// Medians over <paramref name="repeats"/> rounds; each round times every variant once, interleaved, so drift
+    /// from other processes on the machine hits them alike. Each timing repeats its call enough to last ≥ ~2 ms.
+    /// </summary>
+    public static Result Measure(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, int repeats)
+    {
+        var layer = new Layer(inFeatures, outFeatures, rank, type, tokens);
+        Action[] variants =
+        [
+            () => layer.Mora(layer.Generic),
+            () => layer.Mora(layer.Fast),
+            layer.Lora,
+            () => layer.Kernels(layer.Generic),
+            () => layer.Kernels(layer.Fast),
+        ];
+        var inner = new int[variants.Length];
+        for (var v = 0; v < variants.Length; v++)
+        {
+            var t0 = Stopwatch.GetTimestamp();
+            var n = 0;
+            do
+            {
+                variants[v]();
+                n++;
+            } while (n < 60 || Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 100); // past tiered JIT's call counting
+            inner[v] = (int)Math.Clamp(2.0 / (Stopwatch.GetElapsedTime(t0).TotalMilliseconds / n), 1, 1000);
+        }
+        var samples = new double[variants.Length][];
+        for (var v = 0; v < variants.Length; v++) samples[v] = new double[repeats];
+        for (var i = 0; i < repeats; i++)
+            for (var v = 0; v < variants.Length; v++)
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                for (var k = 0; k < inner[v]; k++) variants[v]();
+                samples[v][i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds / inner[v];
+            }
+        var med = samples.Select(Median).ToArray();
+        return new Result(inFeatures, outFeatures, rank, type, layer.Fast.RHat, tokens, layer.Fast.Kernels != null,
+            med[0], med[1], med[2], med[3], med[4]);
+    }
+
+    private static double Median(double[] xs)
+    {
+        var s = xs.Order().ToArray();
+        return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
+    }
+}
