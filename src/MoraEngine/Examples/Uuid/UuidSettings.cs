@@ -109,10 +109,10 @@ public sealed class UuidLearningRates
     public static IReadOnlyDictionary<UuidMethodKind, float> Defaults { get; } = new Dictionary<UuidMethodKind, float>
     {
         [UuidMethodKind.Fft] = 1e-3f,
-        [UuidMethodKind.Lora] = 3e-3f,
-        [UuidMethodKind.Relora] = 3e-3f,
-        [UuidMethodKind.Mora] = 3e-3f,
-        [UuidMethodKind.Remora] = 3e-3f,
+        [UuidMethodKind.Lora] = 5e-3f,
+        [UuidMethodKind.Relora] = 5e-3f,
+        [UuidMethodKind.Mora] = 5e-3f,
+        [UuidMethodKind.Remora] = 5e-3f,
     };
 
     /// <summary>No overrides: every method at its default.</summary>
@@ -173,10 +173,10 @@ public sealed class UuidLearningRates
 public sealed record UuidSettings
 {
     /// <summary>Key → value pairs to memorise.</summary>
-    public int Pairs { get; init; } = 256;
+    public int Pairs { get; init; } = 128;
 
     /// <summary>Fine-tuning steps per method.</summary>
-    public int Steps { get; init; } = 600;
+    public int Steps { get; init; } = 500;
 
     /// <summary>Rows per step (fine-tuning and format stage).</summary>
     public int Batch { get; init; } = 32;
