@@ -115,7 +115,7 @@ internal static class UuidCommand
                 UuidResults? res = null;
                 AnsiConsole.Progress()
                     .AutoClear(false)
-                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                    .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
                     .Start(ctx =>
                     {
                         var format = ctx.AddTask(Describe("base: format", null, float.NaN), maxValue: Math.Max(1, s.FormatSteps));
@@ -149,11 +149,11 @@ internal static class UuidCommand
                 {
                     var evalStep = p.LastEval?.Step == p.Step;
                     if (p.Stage == UuidStage.FormatCached) Console.WriteLine("base: format stage cached");
-                    else if (p.Stage == UuidStage.Format && (p.Step == p.TotalSteps || p.Step % Math.Max(1, s.EvalEvery * 2) == 0))
+                    else if (p.Stage == UuidStage.Format && p.Step > 0 && (p.Step == p.TotalSteps || p.Step % 100 == 0))
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"base: format step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}"));
                     else if (p.Stage == UuidStage.FineTune && evalStep)
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"{p.Label}: step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} char {p.LastEval!.CharAccuracy * 100:F1}% exact {p.LastEval.ExactMatch * 100:F1}% ({p.Seconds:F0} s)"));
+                            $"{p.Label}: step {p.Step}/{p.TotalSteps}{(float.IsNaN(p.Loss) ? "" : $" loss {p.Loss:F4}")} char {p.LastEval!.CharAccuracy * 100:F1}% exact {p.LastEval.ExactMatch * 100:F1}% ({p.Seconds:F0} s)"));
                 }), cts.Token);
             }
         }
@@ -200,9 +200,9 @@ internal static class UuidCommand
 
     private static string Describe(string label, UuidEvalPoint? eval, float loss)
     {
-        var text = Markup.Escape(label).PadRight(22);
-        if (!float.IsNaN(loss)) text += string.Create(CultureInfo.InvariantCulture, $" loss {loss,6:F3}");
-        if (eval != null) text += string.Create(CultureInfo.InvariantCulture, $"  char [bold]{eval.CharAccuracy * 100,5:F1}%[/]  exact {eval.ExactMatch * 100,5:F1}%");
+        var text = Markup.Escape(label.PadRight(16));
+        text += float.IsNaN(loss) ? "           " : string.Create(CultureInfo.InvariantCulture, $" loss {loss,5:F3}");
+        if (eval != null) text += string.Create(CultureInfo.InvariantCulture, $" acc [bold]{eval.CharAccuracy * 100,5:F1}%[/] exact {eval.ExactMatch * 100,5:F1}%");
         return text;
     }
 
