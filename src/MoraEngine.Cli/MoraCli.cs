@@ -9,6 +9,7 @@ internal static class MoraCli
     public static RootCommand Build() => new("mora — train, adapt and benchmark small transformers in pure managed .NET")
     {
         TrainCommand.Create(),
+        UuidCommand.Create(),
         AdapterCommands.Merge(),
         AdapterCommands.Analyze(),
         BenchCommand.Create(),

@@ -1,0 +1,138 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace MoraEngine.Examples.Uuid;
+
+/// <summary>The format stage: where the base model came from.</summary>
+public sealed record UuidBaseInfo(string? CachePath, bool Cached, int FormatSteps, double Seconds, long Parameters);
+
+/// <summary>One method's run.</summary>
+/// <param name="Method">The method.</param>
+/// <param name="LearningRate">Its peak learning rate.</param>
+/// <param name="TrainableParams">Parameters that trained.</param>
+/// <param name="Seconds">Wall time of its fine-tuning and evaluations.</param>
+/// <param name="Curve">Evaluations from step 0 to the last step.</param>
+/// <param name="GreedyExactMatch">Exact match of the final model by actually decoding every value greedily.</param>
+public sealed record UuidRun(UuidMethod Method, float LearningRate, long TrainableParams, double Seconds, IReadOnlyList<UuidEvalPoint> Curve, double GreedyExactMatch)
+{
+    public UuidEvalPoint Final => Curve[^1];
+}
+
+/// <summary>The demo's results and their files: <c>results.json</c>, <c>curves.csv</c>, <c>char_accuracy.svg</c>.</summary>
+public sealed record UuidResults(UuidSettings Settings, UuidBaseInfo Base, IReadOnlyList<UuidRun> Runs)
+{
+    public const string JsonFile = "results.json";
+    public const string CsvFile = "curves.csv";
+    public const string PlotFile = "char_accuracy.svg";
+
+    /// <summary>Writes the three files into <paramref name="directory"/> (each atomically: temp file, then rename).</summary>
+    public IReadOnlyList<string> Write(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var files = new List<string>();
+        void Put(string name, string content)
+        {
+            var path = Path.Combine(directory, name);
+            var tmp = path + ".tmp";
+            File.WriteAllText(tmp, content, new UTF8Encoding(false));
+            File.Move(tmp, path, overwrite: true);
+            files.Add(path);
+        }
+        Put(JsonFile, ToJson());
+        Put(CsvFile, ToCsv());
+        Put(PlotFile, UuidPlot.Svg(this));
+        return files;
+    }
+
+    /// <summary>
+    /// <c>{"settings":{...},"base":{...},"runs":[{"method","rank","mora_type","trainable_params","seconds","curve":[...]}]}</c>;
+    /// <c>rank</c> and <c>mora_type</c> are null where they do not apply.
+    /// </summary>
+    public string ToJson()
+    {
+        var s = Settings;
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteStartObject("settings");
+            w.WriteNumber("pairs", s.Pairs);
+            w.WriteNumber("steps", s.Steps);
+            w.WriteNumber("batch", s.Batch);
+            w.WriteStartObject("lr");
+            foreach (var m in s.Methods) w.WriteNumber(m.Spec, s.LearningRates.For(m));
+            w.WriteEndObject();
+            w.WriteStartArray("methods");
+            foreach (var m in s.Methods) w.WriteStringValue(m.Spec);
+            w.WriteEndArray();
+            w.WriteNumber("d_model", s.DModel);
+            w.WriteNumber("layers", s.Layers);
+            w.WriteNumber("heads", s.Heads);
+            w.WriteNumber("context", UuidVocab.Time);
+            w.WriteNumber("vocab_size", UuidVocab.Size);
+            w.WriteNumber("format_steps", s.FormatSteps);
+            w.WriteNumber("format_lr", s.FormatLr);
+            w.WriteNumber("eval_every", s.EvalEvery);
+            w.WriteNumber("warmup", s.Warmup);
+            w.WriteNumber("restart_every", s.RestartEvery);
+            w.WriteNumber("seed", s.Seed);
+            w.WriteString("device", UuidSettings.ResolveDevice(s.Device).Name);
+            w.WriteString("char_accuracy", "teacher-forced argmax accuracy over the 36 value characters of every pair (<eos> excluded)");
+            w.WriteString("exact_match", "fraction of pairs whose whole value greedy decoding reproduces (curve: from the teacher-forced pass, every character the argmax, which is equivalent; greedy_exact_match: the final model decoded for real)");
+            w.WriteString("loss", "mean cross-entropy over the value characters and <eos> of every pair");
+            w.WriteEndObject();
+
+            w.WriteStartObject("base");
+            w.WriteNumber("parameters", Base.Parameters);
+            w.WriteNumber("format_steps", Base.FormatSteps);
+            w.WriteBoolean("cached", Base.Cached);
+            if (Base.CachePath != null) w.WriteString("checkpoint", Base.CachePath);
+            else w.WriteNull("checkpoint");
+            w.WriteNumber("seconds", Math.Round(Base.Seconds, 2));
+            w.WriteEndObject();
+
+            w.WriteStartArray("runs");
+            foreach (var r in Runs)
+            {
+                w.WriteStartObject();
+                w.WriteString("method", r.Method.Name);
+                if (r.Method.Rank is { } rank) w.WriteNumber("rank", rank);
+                else w.WriteNull("rank");
+                if (r.Method.MoraType is { } t) w.WriteNumber("mora_type", (int)t);
+                else w.WriteNull("mora_type");
+                w.WriteString("label", r.Method.Label);
+                w.WriteNumber("lr", r.LearningRate);
+                w.WriteNumber("trainable_params", r.TrainableParams);
+                w.WriteNumber("seconds", Math.Round(r.Seconds, 2));
+                w.WriteNumber("greedy_exact_match", r.GreedyExactMatch);
+                w.WriteStartArray("curve");
+                foreach (var p in r.Curve)
+                {
+                    w.WriteStartObject();
+                    w.WriteNumber("step", p.Step);
+                    w.WriteNumber("char_accuracy", p.CharAccuracy);
+                    w.WriteNumber("exact_match", p.ExactMatch);
+                    w.WriteNumber("loss", p.Loss);
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
+    }
+
+    /// <summary>One line per evaluation: <c>method,rank,mora_type,step,char_accuracy,exact_match,loss</c>.</summary>
+    public string ToCsv()
+    {
+        var sb = new StringBuilder("method,rank,mora_type,step,char_accuracy,exact_match,loss\n");
+        foreach (var r in Runs)
+            foreach (var p in r.Curve)
+                sb.Append(CultureInfo.InvariantCulture,
+                    $"{r.Method.Name},{r.Method.Rank?.ToString(CultureInfo.InvariantCulture)},{(r.Method.MoraType is { } t ? ((int)t).ToString(CultureInfo.InvariantCulture) : "")},{p.Step},{p.CharAccuracy:R},{p.ExactMatch:R},{p.Loss:R}\n");
+        return sb.ToString();
+    }
+}

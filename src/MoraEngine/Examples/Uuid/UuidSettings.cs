@@ -1,0 +1,268 @@
+using System.Globalization;
+using MoraEngine.Adapters;
+
+namespace MoraEngine.Examples.Uuid;
+
+/// <summary>The fine-tuning methods the demo compares.</summary>
+public enum UuidMethodKind
+{
+    /// <summary>Full fine-tuning: every parameter trains.</summary>
+    Fft,
+    Lora,
+    Mora,
+    /// <summary>LoRA with restarts (merge, re-initialise) every <see cref="UuidSettings.RestartEvery"/> steps.</summary>
+    Relora,
+    /// <summary>MoRA with restarts that also cycle the operator type 1 → 2 → 1.</summary>
+    Remora,
+}
+
+/// <summary>One method to run: <c>fft</c>, <c>lora:8</c>, <c>mora:8:6</c>, <c>remora:8</c>, ...</summary>
+public sealed record UuidMethod(UuidMethodKind Kind, int? Rank, MoraType? MoraType)
+{
+    /// <summary>Lower-case method name as results.json writes it (fft, lora, mora, relora, remora).</summary>
+    public string Name => Kind.ToString().ToLowerInvariant();
+
+    /// <summary>The canonical spec (<c>mora:8:6</c>).</summary>
+    public string Spec => Kind switch
+    {
+        UuidMethodKind.Fft => "fft",
+        UuidMethodKind.Lora or UuidMethodKind.Relora => $"{Name}:{Rank}",
+        _ => $"{Name}:{Rank}:{(int)MoraType!.Value}",
+    };
+
+    /// <summary>A readable label for tables and plots.</summary>
+    public string Label => Kind switch
+    {
+        UuidMethodKind.Fft => "FFT",
+        UuidMethodKind.Lora => $"LoRA r={Rank}",
+        UuidMethodKind.Relora => $"ReLoRA r={Rank}",
+        UuidMethodKind.Mora => $"MoRA r={Rank} type {(int)MoraType!.Value}",
+        _ => $"ReMoRA r={Rank} type {(int)MoraType!.Value}",
+    };
+
+    public bool IsMora => Kind is UuidMethodKind.Mora or UuidMethodKind.Remora;
+
+    public bool HasRestarts => Kind is UuidMethodKind.Relora or UuidMethodKind.Remora;
+
+    /// <summary>
+    /// Parses <c>fft</c>, <c>lora[:r]</c>, <c>relora[:r]</c>, <c>mora[:r[:type]]</c>, <c>remora[:r[:type]]</c>
+    /// (r defaults to 8, the MoRA type to 1).
+    /// </summary>
+    public static UuidMethod Parse(string spec)
+    {
+        var parts = spec.Trim().ToLowerInvariant().Split(':');
+        UuidMethodKind kind = parts[0] switch
+        {
+            "fft" => UuidMethodKind.Fft,
+            "lora" => UuidMethodKind.Lora,
+            "mora" => UuidMethodKind.Mora,
+            "relora" => UuidMethodKind.Relora,
+            "remora" => UuidMethodKind.Remora,
+            _ => throw new ArgumentException($"Unknown method '{spec}' (known: fft, lora:R, mora:R:TYPE, relora:R, remora:R:TYPE)."),
+        };
+        var maxParts = kind switch { UuidMethodKind.Fft => 1, UuidMethodKind.Lora or UuidMethodKind.Relora => 2, _ => 3 };
+        if (parts.Length > maxParts) throw new ArgumentException($"Method '{spec}': too many ':' fields (expected {kind switch { UuidMethodKind.Fft => "fft", UuidMethodKind.Lora or UuidMethodKind.Relora => parts[0] + ":RANK", _ => parts[0] + ":RANK:TYPE" }}).");
+        if (kind == UuidMethodKind.Fft) return new UuidMethod(kind, null, null);
+        var rank = 8;
+        if (parts.Length > 1 && (!int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out rank) || rank <= 0))
+            throw new ArgumentException($"Method '{spec}': the rank must be a positive integer, got '{parts[1]}'.");
+        if (kind is UuidMethodKind.Lora or UuidMethodKind.Relora) return new UuidMethod(kind, rank, null);
+        var type = Adapters.MoraType.Sharing;
+        if (parts.Length > 2)
+        {
+            if (!int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var t) || !Enum.IsDefined((Adapters.MoraType)t))
+                throw new ArgumentException($"Method '{spec}': unknown MoRA type '{parts[2]}' (known: 0, 1, 2, 3, 4, 6).");
+            type = (Adapters.MoraType)t;
+        }
+        return new UuidMethod(kind, rank, type);
+    }
+
+    /// <summary>Parses a comma-separated list; an empty list or a repeated method is an error.</summary>
+    public static IReadOnlyList<UuidMethod> ParseList(string specs)
+    {
+        var list = specs.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Parse).ToList();
+        if (list.Count == 0) throw new ArgumentException("--methods: no method given (e.g. fft,lora:8,mora:8:1,mora:8:6).");
+        var dup = list.GroupBy(m => m.Spec).FirstOrDefault(g => g.Count() > 1);
+        if (dup != null) throw new ArgumentException($"--methods: '{dup.Key}' is listed twice.");
+        return list;
+    }
+
+    public override string ToString() => Spec;
+}
+
+/// <summary>
+/// Learning rates: one for every method (<c>1e-3</c>) or per method (<c>mora=2e-3,lora=2e-3</c>, keys being a
+/// method name or a full spec such as <c>mora:8:6</c>); methods not named keep their default.
+/// </summary>
+public sealed class UuidLearningRates
+{
+    private readonly float? _all;
+    private readonly Dictionary<string, float> _byKey;
+
+    private UuidLearningRates(float? all, Dictionary<string, float> byKey)
+    {
+        _all = all;
+        _byKey = byKey;
+    }
+
+    /// <summary>The defaults: chosen by trying a few rates per method at the default settings (see the README).</summary>
+    public static IReadOnlyDictionary<UuidMethodKind, float> Defaults { get; } = new Dictionary<UuidMethodKind, float>
+    {
+        [UuidMethodKind.Fft] = 1e-3f,
+        [UuidMethodKind.Lora] = 5e-3f,
+        [UuidMethodKind.Relora] = 5e-3f,
+        [UuidMethodKind.Mora] = 5e-3f,
+        [UuidMethodKind.Remora] = 5e-3f,
+    };
+
+    /// <summary>No overrides: every method at its default.</summary>
+    public static UuidLearningRates Default { get; } = new(null, new Dictionary<string, float>());
+
+    /// <summary>Parses <c>RATE</c> or <c>KEY=RATE,KEY=RATE</c> (a bare RATE in a list applies to every method not named).</summary>
+    public static UuidLearningRates Parse(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return Default;
+        float? all = null;
+        var byKey = new Dictionary<string, float>();
+        foreach (var item in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var eq = item.IndexOf('=');
+            var key = eq < 0 ? null : item[..eq].Trim().ToLowerInvariant();
+            var value = eq < 0 ? item : item[(eq + 1)..].Trim();
+            if (!float.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var lr) || !float.IsFinite(lr) || lr <= 0)
+                throw new ArgumentException($"--lr: '{item}' is not a positive rate (use 1e-3 or mora=1e-3,lora=1e-3).");
+            if (key == null)
+            {
+                if (all != null) throw new ArgumentException($"--lr: more than one rate without a method ('{text}').");
+                all = lr;
+                continue;
+            }
+            if (key.Length == 0) throw new ArgumentException($"--lr: '{item}' has no method before '='.");
+            // The key must name a method kind or parse as a method spec.
+            if (key is not ("fft" or "lora" or "mora" or "relora" or "remora"))
+            {
+                try
+                {
+                    key = UuidMethod.Parse(key).Spec;
+                }
+                catch (ArgumentException)
+                {
+                    throw new ArgumentException($"--lr: unknown method '{key}' in '{item}' (use fft, lora, mora, relora, remora or a spec such as mora:8:6).");
+                }
+            }
+            if (!byKey.TryAdd(key, lr)) throw new ArgumentException($"--lr: '{key}' is given twice.");
+        }
+        return new UuidLearningRates(all, byKey);
+    }
+
+    /// <summary>The rate for a method: its full spec, then its name, then the bare rate, then the default.</summary>
+    public float For(UuidMethod m) =>
+        _byKey.TryGetValue(m.Spec, out var a) ? a
+        : _byKey.TryGetValue(m.Name, out var b) ? b
+        : _all ?? Defaults[m.Kind];
+
+    /// <summary>Keys that match none of the given methods (to warn about typos such as a method not being run).</summary>
+    public IEnumerable<string> UnusedKeys(IEnumerable<UuidMethod> methods)
+    {
+        var list = methods.ToList();
+        return _byKey.Keys.Where(k => !list.Any(m => m.Spec == k || m.Name == k));
+    }
+}
+
+/// <summary>Everything that defines a run of the demo. The defaults are sized for a 2-core CPU (about 10 minutes).</summary>
+public sealed record UuidSettings
+{
+    /// <summary>Key → value pairs to memorise.</summary>
+    public int Pairs { get; init; } = 128;
+
+    /// <summary>Fine-tuning steps per method.</summary>
+    public int Steps { get; init; } = 500;
+
+    /// <summary>Rows per step (fine-tuning and format stage).</summary>
+    public int Batch { get; init; } = 32;
+
+    public UuidLearningRates LearningRates { get; init; } = UuidLearningRates.Default;
+
+    public IReadOnlyList<UuidMethod> Methods { get; init; } = UuidMethod.ParseList("fft,lora:8,mora:8:1,mora:8:6");
+
+    public int DModel { get; init; } = 128;
+
+    public int Layers { get; init; } = 2;
+
+    public int Heads { get; init; } = 4;
+
+    /// <summary>Steps of the format stage (all parameters, fresh random pairs).</summary>
+    public int FormatSteps { get; init; } = 300;
+
+    /// <summary>Peak learning rate of the format stage.</summary>
+    public float FormatLr { get; init; } = 3e-3f;
+
+    /// <summary>Steps between evaluations (the last step is always evaluated).</summary>
+    public int EvalEvery { get; init; } = 50;
+
+    /// <summary>Steps between ReLoRA/ReMoRA restarts.</summary>
+    public int RestartEvery { get; init; } = 100;
+
+    /// <summary>Warm-up steps of each fine-tuning run (then cosine decay to a tenth of the peak).</summary>
+    public int Warmup { get; init; } = 30;
+
+    public ulong Seed { get; init; } = 1;
+
+    /// <summary><c>auto</c> or <c>cpu</c>.</summary>
+    public string Device { get; init; } = "auto";
+
+    /// <summary>Where the format stage's checkpoints are cached; null disables the cache.</summary>
+    public string? CacheDir { get; init; } = Path.Combine("runs", "uuid-cache");
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first bad option.</summary>
+    public void Validate()
+    {
+        static void Positive(long v, string name)
+        {
+            if (v <= 0) throw new ArgumentException($"{name} must be positive, got {v}.");
+        }
+        Positive(Pairs, "--pairs");
+        Positive(Steps, "--steps");
+        Positive(Batch, "--batch");
+        Positive(DModel, "--d-model");
+        Positive(Layers, "--layers");
+        Positive(Heads, "--heads");
+        Positive(EvalEvery, "--eval-every");
+        Positive(RestartEvery, "--restart-every");
+        if (FormatSteps < 0) throw new ArgumentException($"--format-steps must be ≥ 0, got {FormatSteps}.");
+        if (Warmup < 0) throw new ArgumentException($"--warmup must be ≥ 0, got {Warmup}.");
+        if (!(FormatLr > 0) || !float.IsFinite(FormatLr)) throw new ArgumentException($"--format-lr must be positive, got {FormatLr}.");
+        if (DModel % Heads != 0) throw new ArgumentException($"--d-model {DModel} must be divisible by --heads {Heads}.");
+        if (Methods.Count == 0) throw new ArgumentException("--methods: no method given.");
+        var unused = LearningRates.UnusedKeys(Methods).ToList();
+        if (unused.Count > 0) throw new ArgumentException($"--lr names {string.Join(", ", unused)}, which is not among --methods ({string.Join(",", Methods)}).");
+        ResolveDevice(Device);
+        var shapes = Adapters.AdapterBudget.TargetShapes(ModelConfig, new AdapterConfig().TargetModules).ToList();
+        foreach (var m in Methods.Where(m => m.IsMora))
+            foreach (var (name, inF, outF) in shapes)
+            {
+                var rHat = MoraOperator.RankHat(inF, outF, m.Rank!.Value, m.MoraType!.Value);
+                if (rHat > Math.Min(inF, outF))
+                    throw new ArgumentException($"Method '{m.Spec}': r̂ = {rHat} exceeds layer {name} [{outF}, {inF}]; use a smaller rank or a larger --d-model.");
+            }
+    }
+
+    /// <summary>The device for a <c>--device</c> value: <c>auto</c> and <c>cpu</c> mean the CPU for now.</summary>
+    public static Device ResolveDevice(string name) => name.Trim().ToLowerInvariant() switch
+    {
+        "auto" or "cpu" => MoraEngine.Device.Cpu,
+        "gpu" or "cuda" => throw new ArgumentException($"--device {name}: no GPU backend in this build yet (use auto or cpu)."),
+        _ => throw new ArgumentException($"Unknown --device '{name}' (known: auto, cpu)."),
+    };
+
+    /// <summary>The model: GPT-2 style with the UUID vocabulary and a context of one row.</summary>
+    public Nn.ModelConfig ModelConfig => new()
+    {
+        Architecture = Nn.Architecture.Gpt2,
+        VocabSize = UuidVocab.Size,
+        DModel = DModel,
+        Layers = Layers,
+        Heads = Heads,
+        Context = UuidVocab.Time,
+    };
+}
