@@ -25,23 +25,26 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint.safetensors exactly where it stopped." };
         var copyLength = new Option<int>("--copy-length") { Description = "Copy task: symbols per string.", DefaultValueFactory = _ => 8 };
         var logEvery = new Option<int>("--log-every") { Description = "Steps between log lines when the output is not a terminal.", DefaultValueFactory = _ => 50 };
+        var device = CliDevice.Option();
         var cmd = new Command("train", "Train a model from scratch or resume a checkpoint, on a text file or the built-in copy task.")
         {
-            text, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery,
+            text, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery, device,
         };
         cmd.SetAction(r => Cli.Guard(() => Run(new TrainArgs(
             r.GetValue(text), r.GetValue(config), r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(warmup),
-            r.GetValue(seed), r.GetValue(outDir)!, r.GetValue(every), r.GetValue(resume), r.GetValue(copyLength), r.GetValue(logEvery)))));
+            r.GetValue(seed), r.GetValue(outDir)!, r.GetValue(every), r.GetValue(resume), r.GetValue(copyLength), r.GetValue(logEvery),
+            r.GetValue(device)!))));
         return cmd;
     }
 
     private sealed record TrainArgs(string? Text, string? Config, int Steps, int Batch, float Lr, int Warmup, ulong Seed,
-        string Out, int CheckpointEvery, bool Resume, int CopyLength, int LogEvery);
+        string Out, int CheckpointEvery, bool Resume, int CopyLength, int LogEvery, string Device);
 
     private static int Run(TrainArgs a)
     {
         if (a.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {a.Steps}.");
         if (a.Lr <= 0) throw new ArgumentException($"--lr must be positive, got {a.Lr}.");
+        var device = CliDevice.Resolve(a.Device);
         Directory.CreateDirectory(a.Out);
         var ckptPath = Path.Combine(a.Out, "checkpoint.safetensors");
 
@@ -72,6 +75,7 @@ internal static class TrainCommand
         }
 
         var model = new TransformerModel(cfg, a.Seed);
+        model.To(device);
         var opt = new AdamW(model.TrainableParameters(), a.Lr, weightDecay: 0.1f);
         var schedule = new WarmupCosineLr(a.Lr, Math.Min(a.Warmup, a.Steps), a.Steps, a.Lr * 0.1f);
         var trainer = new Trainer(model, opt, schedule, data, new TrainerOptions { BatchSize = a.Batch, Time = time, Seed = a.Seed });
@@ -81,7 +85,7 @@ internal static class TrainCommand
             AnsiConsole.MarkupLine($"Resumed [bold]{Markup.Escape(ckptPath)}[/] at step {trainer.Step}.");
         }
         File.WriteAllText(Path.Combine(a.Out, "config.json"), cfg.ToJson());
-        AnsiConsole.MarkupLine($"Training {cfg.Architecture} d={cfg.DModel} L={cfg.Layers} H={cfg.Heads} ({model.ParameterCount():N0} parameters) on {Markup.Escape(task)}, batch {a.Batch}×{time}, {a.Steps} steps.");
+        AnsiConsole.MarkupLine($"Training {cfg.Architecture} d={cfg.DModel} L={cfg.Layers} H={cfg.Heads} ({model.ParameterCount():N0} parameters) on {Markup.Escape(task)} on {Markup.Escape(device.Name)}, batch {a.Batch}×{time}, {a.Steps} steps.");
 
         var stop = false;
         ConsoleCancelEventHandler onCancel = (_, e) =>
