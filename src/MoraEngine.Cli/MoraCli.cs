@@ -14,5 +14,6 @@ internal static class MoraCli
         AdapterCommands.Analyze(),
         BenchCommand.Create(),
         InfoCommand.Create(),
+        SelftestCommand.Create(),
     };
 }

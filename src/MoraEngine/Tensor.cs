@@ -27,7 +27,7 @@ public sealed partial class Tensor
     }
 
     /// <summary>The device whose memory holds this tensor.</summary>
-    public Device Device { get; }
+    public Device Device { get; private set; }
 
     /// <summary>The dimensions, outermost first.</summary>
     public ReadOnlySpan<int> Shape => _shape;
@@ -228,6 +228,40 @@ public sealed partial class Tensor
         if (values.Length != Length)
             throw new ArgumentException($"CopyFrom: {values.Length} values for a tensor of shape {ShapeUtil.Format(_shape)}.");
         if (IsTransposed) throw new InvalidOperationException("CopyFrom: cannot write through a transposed view.");
+        Device.Backend.Upload(this, values);
+    }
+
+    /// <summary>
+    /// A copy of this tensor on <paramref name="device"/> (this tensor itself if it already lives there), with no
+    /// autodiff history. Inside a <see cref="MemoryScope"/> the copy belongs to the scope.
+    /// </summary>
+    public Tensor To(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (ReferenceEquals(device, Device)) return this;
+        var values = ToArray();
+        var t = Empty(device, (int[])_shape.Clone());
+        t.Name = Name;
+        device.Backend.Upload(t, values);
+        return t;
+    }
+
+    /// <summary>
+    /// Moves this tensor's values into <paramref name="storage"/> (on another device) in place: used by
+    /// <see cref="Nn.Module.To"/> for parameters, which keep their identity (optimizers and adapters hold them).
+    /// The gradient is dropped.
+    /// </summary>
+    internal void MoveTo(Storage storage)
+    {
+        if (_base != null || IsTransposed || Offset != 0)
+            throw new InvalidOperationException($"Cannot move {Name ?? ShapeText}: only a tensor that owns its memory can move in place.");
+        if (storage.Length != Length)
+            throw new ArgumentException($"MoveTo: storage of {storage.Length} floats for a tensor of {Length}.");
+        var values = ToArray();
+        _storage = storage;
+        Device = storage.Device;
+        Grad = null;
+        GradValid = false;
         Device.Backend.Upload(this, values);
     }
 

@@ -21,11 +21,14 @@ internal static class AdapterCommands
         var adapter = AdapterOption();
         var config = ConfigOption();
         var output = new Option<string>("--out") { Description = "Merged model weights to write.", Required = true };
-        var cmd = new Command("merge", "Fold an adapter into its base model and write a plain model file.") { model, adapter, config, output };
+        var device = CliDevice.Option();
+        var cmd = new Command("merge", "Fold an adapter into its base model and write a plain model file.") { model, adapter, config, output, device };
         cmd.SetAction(r => Cli.Guard(() =>
         {
+            var dev = CliDevice.Resolve(r.GetValue(device)!);
             var m = LoadModel(r.GetValue(model)!, r.GetValue(config));
             var adapted = AdaptedModel.Load(r.GetValue(adapter)!, m);
+            m.To(dev);
             var layers = adapted.Layers.Count;
             var plain = adapted.MergeAndUnload();
             var outPath = r.GetValue(output)!;
@@ -45,11 +48,14 @@ internal static class AdapterCommands
         var config = ConfigOption();
         var threshold = new Option<double>("--threshold") { Description = "A singular value counts when above this fraction of the layer's largest.", DefaultValueFactory = _ => 0.01 };
         var json = new Option<string?>("--json") { Description = "Also write the full spectra as JSON to this file ('-' for standard output only)." };
-        var cmd = new Command("analyze", "Singular values of each adapted layer's ΔW: the rank the update actually uses.") { model, adapter, config, threshold, json };
+        var device = CliDevice.Option();
+        var cmd = new Command("analyze", "Singular values of each adapted layer's ΔW: the rank the update actually uses.") { model, adapter, config, threshold, json, device };
         cmd.SetAction(r => Cli.Guard(() =>
         {
+            var dev = CliDevice.Resolve(r.GetValue(device)!);
             var m = LoadModel(r.GetValue(model)!, r.GetValue(config));
             var adapted = AdaptedModel.Load(r.GetValue(adapter)!, m);
+            m.To(dev);
             var rel = r.GetValue(threshold);
             if (rel is <= 0 or >= 1) throw new ArgumentException($"--threshold must be in (0, 1), got {rel}.");
             var rows = new List<object>();

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using MoraEngine.Adapters;
 using MoraEngine.Backends.Cpu;
+using MoraEngine.Backends.Ilgpu;
 using MoraEngine.Nn;
 using MoraEngine.Training;
 using Spectre.Console;
@@ -25,17 +26,20 @@ internal static class BenchCommand
         var size = new Option<int[]>("--size") { Description = "Matrix size N of an N×N×N product (repeatable).", DefaultValueFactory = _ => [1024], AllowMultipleArgumentsPerToken = true };
         var repeats = new Option<int>("--repeats") { Description = "Timed repetitions (best is reported).", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
-        var cmd = new Command("gemm", "GFLOP/s of the CPU SGEMM on square matrices.") { size, repeats, json };
+        var device = CliDevice.Option();
+        var cmd = new Command("gemm", "GFLOP/s of the SGEMM on square matrices (the CPU's, or the ILGPU kernel on a GPU).") { size, repeats, json, device };
         cmd.SetAction(r => Cli.Guard(() =>
         {
+            var dev = CliDevice.Resolve(r.GetValue(device)!);
             foreach (var n in r.GetValue(size)!)
             {
                 if (n <= 0) throw new ArgumentException($"--size must be positive, got {n}.");
-                var gflops = GemmBench.MeasureGflops(n, Math.Max(1, r.GetValue(repeats)));
+                var reps = Math.Max(1, r.GetValue(repeats));
+                var gflops = ReferenceEquals(dev, Device.Cpu) ? GemmBench.MeasureGflops(n, reps) : IlgpuGemmBench.MeasureGflops(dev, n, reps);
                 if (r.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(new { benchmark = "gemm", size = n, gflops = Math.Round(gflops, 1) }));
+                    Console.WriteLine(JsonSerializer.Serialize(new { benchmark = "gemm", device = dev.Name, size = n, gflops = Math.Round(gflops, 1) }));
                 else
-                    AnsiConsole.MarkupLine($"gemm {n}×{n}×{n}: [bold]{gflops.ToString("F1", CultureInfo.InvariantCulture)}[/] GFLOP/s");
+                    AnsiConsole.MarkupLine($"gemm {n}×{n}×{n} on {Markup.Escape(dev.Name)}: [bold]{gflops.ToString("F1", CultureInfo.InvariantCulture)}[/] GFLOP/s");
             }
             return 0;
         }));
@@ -48,11 +52,12 @@ internal static class BenchCommand
         var method = new Option<string>("--method") { Description = "What trains: fft (every parameter), lora or mora (adapters on q,k,v,o,up,down).", DefaultValueFactory = _ => "fft" };
         var rank = new Option<int>("--rank") { Description = "LoRA rank r (MoRA matches its parameter budget).", DefaultValueFactory = _ => 8 };
         var moraType = new Option<int>("--mora-type") { Description = "MoRA operator type: 0, 1, 2, 3, 4 or 6.", DefaultValueFactory = _ => 1 };
-        var batch = new Option<int>("--batch") { Description = "Rows per step.", DefaultValueFactory = _ => 16 };
+        var batch = new Option<int?>("--batch") { Description = "Rows per step (default 64 for small-gpu, 16 otherwise)." };
         var steps = new Option<int>("--steps") { Description = "Timed steps (median reported).", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps.", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
-        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, steps, warmup, json };
+        var device = CliDevice.Option();
+        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, steps, warmup, json, device };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var configName = r.GetValue(config)!;
@@ -68,18 +73,22 @@ internal static class BenchCommand
                 _ => throw new ArgumentException($"--method '{m}' is not known (fft, lora, mora)."),
             };
             if (m == "mora" && !Enum.IsDefined((MoraType)mt)) throw new ArgumentException($"--mora-type {mt} is not known (0, 1, 2, 3, 4, 6).");
-            var res = StepBench.Run(cfg, configName, m, r.GetValue(batch), r.GetValue(warmup), r.GetValue(steps), prepare);
+            var dev = CliDevice.Resolve(r.GetValue(device)!);
+            var rows = r.GetValue(batch) ?? (configName == "small-gpu" ? 64 : 16);
+            if (rows <= 0) throw new ArgumentException($"--batch must be positive, got {rows}.");
+            var res = StepBench.Run(cfg, configName, m, rows, r.GetValue(warmup), r.GetValue(steps), prepare, dev);
             var loraParams = m == "fft" ? 0 : AdapterBudget.LoraParameters(cfg, rk);
             if (r.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
-                    benchmark = "step", config = res.Config, method = res.Method,
+                    benchmark = "step", device = dev.Name, config = res.Config, method = res.Method, batch = rows,
                     rank = m == "fft" ? (int?)null : rk, mora_type = m == "mora" ? mt : (int?)null,
-                    trainable_params = res.TrainableParams, ms_per_step = Math.Round(res.MedianMs, 2),
+                    trainable_params = res.TrainableParams, ms_per_step = Math.Round(res.MedianMs, 2), min_ms = Math.Round(res.MinMs, 2),
+                    pool_buffers_after_warmup = res.PoolBuffersAfterWarmup, pool_buffers_at_end = res.PoolBuffersAtEnd,
                 }));
             else
             {
-                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} {res.Method}{(m == "fft" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters");
+                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} on {Markup.Escape(dev.Name)}, batch {rows}: {res.Method}{(m == "fft" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters");
                 if (m == "mora")
                     AnsiConsole.MarkupLine($"  LoRA at r={rk} would train {loraParams:N0}: MoRA/LoRA = {(double)res.TrainableParams / loraParams:F4}");
             }

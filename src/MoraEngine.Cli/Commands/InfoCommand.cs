@@ -2,9 +2,6 @@ using System.CommandLine;
 using System.Numerics;
 using System.Reflection;
 using System.Runtime.Intrinsics;
-using ILGPU;
-using ILGPU.Runtime;
-using ILGPU.Runtime.Cuda;
 using Spectre.Console;
 
 namespace MoraEngine.Cli.Commands;
@@ -55,21 +52,11 @@ internal static class InfoCommand
     internal static IEnumerable<string> Devices()
     {
         yield return $"cpu: managed SIMD backend, {Environment.ProcessorCount} cores";
-        var cuda = new List<string>();
-        string? problem = null;
-        try
-        {
-            using var context = Context.Create(b => b.Cuda());
-            foreach (var d in context.Devices)
-                if (d.AcceleratorType == AcceleratorType.Cuda)
-                    cuda.Add($"cuda:{cuda.Count}: {d.Name}, {d.MemorySize / (1L << 30)} GiB");
-        }
-        catch (Exception e)
-        {
-            problem = e.Message;
-        }
+        var cuda = MoraEngine.Devices.ListCuda(out var problem);
         if (cuda.Count == 0)
-            yield return problem == null ? "cuda: none found (no NVIDIA GPU or driver on this machine)" : $"cuda: none usable ({problem})";
+            yield return problem == null || problem.StartsWith("no NVIDIA", StringComparison.Ordinal)
+                ? "cuda: none found (no NVIDIA GPU or driver on this machine); --device auto uses the CPU"
+                : $"cuda: none usable ({problem}); --device auto uses the CPU";
         foreach (var c in cuda) yield return c;
     }
 }

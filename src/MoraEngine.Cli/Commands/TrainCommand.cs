@@ -31,25 +31,27 @@ internal static class TrainCommand
         var rank = new Option<int>("--rank") { Description = "Adapter rank r (MoRA matches LoRA's parameter budget at this r).", DefaultValueFactory = _ => 8 };
         var moraType = new Option<int>("--mora-type") { Description = "MoRA operator type: 0, 1, 2, 3, 4 or 6.", DefaultValueFactory = _ => 1 };
         var restartEvery = new Option<int>("--restart-every") { Description = "ReLoRA/ReMoRA: merge and restart the adapters every N steps (0: never).", DefaultValueFactory = _ => 0 };
+        var device = CliDevice.Option();
         var cmd = new Command("train", "Train a model from scratch or resume a checkpoint, on a text file or the built-in copy task.")
         {
-            text, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery, init, method, rank, moraType, restartEvery,
+            text, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery, init, method, rank, moraType, restartEvery, device,
         };
         cmd.SetAction(r => Cli.Guard(() => Run(new TrainArgs(
             r.GetValue(text), r.GetValue(config), r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(warmup),
             r.GetValue(seed), r.GetValue(outDir)!, r.GetValue(every), r.GetValue(resume), r.GetValue(copyLength), r.GetValue(logEvery),
-            r.GetValue(init), r.GetValue(method)!, r.GetValue(rank), r.GetValue(moraType), r.GetValue(restartEvery)))));
+            r.GetValue(init), r.GetValue(method)!, r.GetValue(rank), r.GetValue(moraType), r.GetValue(restartEvery), r.GetValue(device)!))));
         return cmd;
     }
 
     private sealed record TrainArgs(string? Text, string? Config, int Steps, int Batch, float Lr, int Warmup, ulong Seed,
         string Out, int CheckpointEvery, bool Resume, int CopyLength, int LogEvery,
-        string? Init, string Method, int Rank, int MoraType, int RestartEvery);
+        string? Init, string Method, int Rank, int MoraType, int RestartEvery, string Device);
 
     private static int Run(TrainArgs a)
     {
         if (a.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {a.Steps}.");
         if (a.Lr <= 0) throw new ArgumentException($"--lr must be positive, got {a.Lr}.");
+        var device = CliDevice.Resolve(a.Device);
         Directory.CreateDirectory(a.Out);
         var ckptPath = Path.Combine(a.Out, "checkpoint.safetensors");
 
@@ -108,6 +110,8 @@ internal static class TrainCommand
                 MoraType = (MoraType)a.MoraType,
                 Seed = a.Seed + 17,
             });
+        // Adapters first, then the move to the device, then the optimizer (its state lives on the device too).
+        model.To(device);
         var opt = new AdamW(model.TrainableParameters(), a.Lr, weightDecay: adapted == null ? 0.1f : 0f);
         var schedule = new WarmupCosineLr(a.Lr, Math.Min(a.Warmup, a.Steps), a.Steps, a.Lr * 0.1f, restartWarmup: Math.Min(50, Math.Max(1, a.RestartEvery / 4)));
         var trainer = new Trainer(model, opt, schedule, data, new TrainerOptions { BatchSize = a.Batch, Time = time, Seed = a.Seed });
@@ -120,7 +124,7 @@ internal static class TrainCommand
         if (adapted != null)
             AnsiConsole.MarkupLine($"Adapters: {adapted.Config.Method} r={adapted.Config.Rank}{(adapted.Config.Method == AdapterMethod.Mora ? $" type {(int)adapted.Config.MoraType}" : "")} on {adapted.Layers.Count} layers; {adapted.TrainableParameterCount():N0} trainable of {adapted.TotalParameterCount():N0}.");
         File.WriteAllText(Path.Combine(a.Out, "config.json"), cfg.ToJson());
-        AnsiConsole.MarkupLine($"Training {cfg.Architecture} d={cfg.DModel} L={cfg.Layers} H={cfg.Heads} ({model.ParameterCount():N0} parameters) on {Markup.Escape(task)}, batch {a.Batch}×{time}, {a.Steps} steps.");
+        AnsiConsole.MarkupLine($"Training {cfg.Architecture} d={cfg.DModel} L={cfg.Layers} H={cfg.Heads} ({model.ParameterCount():N0} parameters) on {Markup.Escape(task)} on {Markup.Escape(device.Name)}, batch {a.Batch}×{time}, {a.Steps} steps.");
 
         var stop = false;
         ConsoleCancelEventHandler onCancel = (_, e) =>

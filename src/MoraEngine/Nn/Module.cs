@@ -125,6 +125,28 @@ public abstract class Module
         foreach (var (_, c) in _children) c.SetMode(training);
     }
 
+    /// <summary>
+    /// Moves every parameter to <paramref name="device"/> in place (the tensor objects stay the same, so adapters and
+    /// references keep working; gradients are dropped). On an ILGPU device the parameters share one buffer. Call it
+    /// after attaching adapters and before creating the optimizer. Returns this module.
+    /// </summary>
+    public Module To(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        var moving = new List<Tensor>();
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var p in Parameters())
+            if (!ReferenceEquals(p.Device, device) && seen.Add(p)) moving.Add(p);
+        if (moving.Count == 0) return this;
+        Storage[] storages;
+        if (device.Backend is Backends.Ilgpu.IlgpuBackend ilgpu)
+            storages = ilgpu.AllocateArena(device, moving.Select(p => p.Length).ToArray(), out _);
+        else
+            storages = moving.Select(p => device.Backend.Allocate(device, p.Length)).ToArray();
+        for (var i = 0; i < moving.Count; i++) moving[i].MoveTo(storages[i]);
+        return this;
+    }
+
     /// <summary>Parameter values by dotted name (the tensors themselves, not copies).</summary>
     public IReadOnlyDictionary<string, Tensor> StateDict() => NamedParameters().ToDictionary(p => p.Name, p => p.Param);
 }

@@ -9,6 +9,12 @@ public abstract class Optimizer
         if (Parameters.Length == 0) throw new ArgumentException("Optimizer: no parameters to optimise (is everything frozen?).");
     }
 
+    /// <summary>
+    /// The parameters, gradients and state laid out for single-kernel updates on an ILGPU device (null elsewhere):
+    /// gradients live in persistent buffers of one arena, so clipping and the update are one launch each.
+    /// </summary>
+    internal Backends.Ilgpu.FusedParameterGroup? Fused { get; private protected set; }
+
     /// <summary>The parameters this optimizer updates.</summary>
     public Tensor[] Parameters { get; }
 
@@ -42,6 +48,16 @@ public abstract class Optimizer
     /// </summary>
     public double ClipGradNorm(float maxNorm)
     {
+        if (Fused != null)
+        {
+            // One device reduction over every valid gradient and one read-back, instead of one per parameter.
+            var valid = new float[Parameters.Length];
+            for (var i = 0; i < valid.Length; i++)
+                valid[i] = ReferenceEquals(Parameters[i].Grad, Fused.Grads[i]) && Parameters[i].GradValid ? 1f : 0f;
+            var n = Math.Sqrt(Fused.Backend.FusedSumSquares(Fused, valid));
+            if (maxNorm > 0 && n > maxNorm) Fused.Backend.FusedScale(Fused, (float)(maxNorm / (n + 1e-6)), valid);
+            return n;
+        }
         double sum = 0;
         foreach (var p in Parameters)
             if (p.Grad != null && p.GradValid) sum += p.Device.Backend.SumSquares(p.Grad);
@@ -80,6 +96,18 @@ public sealed class AdamW : Optimizer
         _m = new Tensor?[Parameters.Length];
         _v = new Tensor?[Parameters.Length];
         _steps = new int[Parameters.Length];
+        // On an ILGPU device with the parameters in one arena (Module.To), state and gradients get arenas too and
+        // the update is one kernel over all parameters.
+        Fused = Backends.Ilgpu.IlgpuBackend.TryCreateFusedGroup(Parameters);
+        if (Fused != null)
+        {
+            for (var i = 0; i < Parameters.Length; i++)
+            {
+                _m[i] = Fused.M[i];
+                _v[i] = Fused.V[i];
+            }
+            return;
+        }
         // State lives as long as the optimizer, outside any step's memory scope.
         for (var i = 0; i < Parameters.Length; i++)
         {
@@ -98,6 +126,29 @@ public sealed class AdamW : Optimizer
     public override void Step()
     {
         StepCount++;
+        if (Fused != null)
+        {
+            // Per parameter: step size, decay, 1/√bc2 and whether its gradient is valid; then one launch.
+            var per = new float[4 * Parameters.Length];
+            for (var i = 0; i < Parameters.Length; i++)
+            {
+                var p = Parameters[i];
+                if (p.Grad == null || !p.GradValid) continue;
+                if (!ReferenceEquals(p.Grad, Fused.Grads[i]))
+                    throw new InvalidOperationException($"AdamW: the gradient of {p.Name ?? p.ShapeText} was replaced; the fused update needs the buffer it was given.");
+                var t = ++_steps[i];
+                var bc1 = 1f - MathF.Pow(Beta1, t);
+                var bc2 = 1f - MathF.Pow(Beta2, t);
+                var wd = p.Rank >= 2 ? WeightDecay : 0f;
+                var a = Backends.Ilgpu.IlgpuBackend.AdamParams(LearningRate, Beta1, Beta2, Eps, wd, bc1, bc2);
+                per[4 * i] = a.StepSize;
+                per[4 * i + 1] = a.Decay;
+                per[4 * i + 2] = a.InvBc2Sqrt;
+                per[4 * i + 3] = 1f;
+            }
+            Fused.Backend.FusedAdamW(Fused, Beta1, Beta2, Eps, per);
+            return;
+        }
         for (var i = 0; i < Parameters.Length; i++)
         {
             var p = Parameters[i];

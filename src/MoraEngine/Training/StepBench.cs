@@ -20,11 +20,15 @@ public static class StepBench
     /// <param name="warmup">Untimed steps first (JIT, pool fill).</param>
     /// <param name="steps">Timed steps.</param>
     /// <param name="prepare">Adjusts the model before training (freezing, adapters); null trains everything.</param>
-    public static StepBenchResult Run(ModelConfig config, string configName, string method, int batch, int warmup, int steps, Action<TransformerModel>? prepare = null)
+    /// <param name="device">Where the model trains (default: the CPU). Each timed step ends by reading the loss, which
+    /// waits for the device, so a step's time includes all of its device work.</param>
+    public static StepBenchResult Run(ModelConfig config, string configName, string method, int batch, int warmup, int steps, Action<TransformerModel>? prepare = null, Device? device = null)
     {
+        device ??= Device.Cpu;
         if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), "StepBench: at least one timed step.");
         var model = new TransformerModel(config, seed: 1);
         prepare?.Invoke(model);
+        model.To(device);
         var rng = new Rng(2);
         var text = new byte[1 << 16];
         for (var i = 0; i < text.Length; i++) text[i] = (byte)rng.NextInt(config.VocabSize);
@@ -32,7 +36,7 @@ public static class StepBench
         var opt = new AdamW(model.TrainableParameters(), lr: 3e-4f, weightDecay: 0.1f);
         var trainer = new Trainer(model, opt, new ConstantLr(3e-4f), data, new TrainerOptions { BatchSize = batch });
         for (var i = 0; i < warmup; i++) trainer.TrainStep();
-        var poolAfterWarmup = Device.Cpu.Pool.Created;
+        var poolAfterWarmup = device.Pool.Created;
         var times = new double[steps];
         for (var i = 0; i < steps; i++)
         {
@@ -42,6 +46,6 @@ public static class StepBench
         }
         Array.Sort(times);
         var median = steps % 2 == 1 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
-        return new StepBenchResult(configName, method, model.TrainableParameterCount(), model.ParameterCount(), median, times[0], steps, poolAfterWarmup, Device.Cpu.Pool.Created);
+        return new StepBenchResult(configName, method, model.TrainableParameterCount(), model.ParameterCount(), median, times[0], steps, poolAfterWarmup, device.Pool.Created);
     }
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The GPU check, on a host with an NVIDIA GPU and driver (no .NET needed), after bench/gpu/bundle.sh built .gpu/:
+#
+#   bash bench/gpu/run-gpu-checks.sh [RESULTS_DIR]      (default: bench/gpu/results-<date>; ~5-8 minutes)
+#
+# 1. nvidia-smi and `mora info` (the GPU's name, driver, what ILGPU sees)
+# 2. `mora selftest --device cuda`: every ILGPU kernel against the CPU reference (the unit tests' cases plus larger
+#    GEMM/attention ones) and tiny training runs whose losses must match the CPU's
+# 3. `mora bench gemm --device cuda --size 4096 8192 --json`
+# 4. `mora bench step --device cuda --config small-gpu --batch 64 --json` for fft, lora r=8, mora type 1 and type 6 r=8
+# Every step has a time limit and writes its output to RESULTS_DIR; summary.md collects the numbers.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+out=${1:-${OUT:-$root/bench/gpu/results-$(date +%Y%m%d-%H%M)}}
+mkdir -p "$out"
+[[ -x .gpu/run.sh ]] || { echo "no .gpu/run.sh: run bench/gpu/bundle.sh on a machine with the .NET SDK first" >&2; exit 2; }
+
+step() { # step NAME SECONDS CMD... : runs with a limit, tees output, records the exit code
+  local name=$1 limit=$2; shift 2
+  echo "== $name (limit ${limit}s)" | tee -a "$out/log.txt"
+  local t0=$SECONDS
+  timeout --kill-after=10 "$limit" "$@" > >(tee "$out/$name.txt") 2> >(tee "$out/$name.err" >&2)
+  local rc=$?
+  echo "== $name: exit $rc in $((SECONDS - t0)) s" | tee -a "$out/log.txt"
+  return 0
+}
+
+date -u +%Y-%m-%dT%H:%M:%SZ > "$out/date.txt"
+step nvidia-smi 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+step info 60 bash .gpu/run.sh mora info
+step selftest 150 bash .gpu/run.sh mora selftest --device cuda
+step gemm 90 bash .gpu/run.sh mora bench gemm --device cuda --size 4096 8192 --repeats 3 --json
+step step-fft 75 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method fft --json
+step step-lora 75 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method lora --rank 8 --json
+step step-mora1 75 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 1 --json
+step step-mora6 75 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 6 --json
+
+{
+  echo "# GPU check $(cat "$out/date.txt")"
+  echo
+  echo "GPU: $(tail -n +2 "$out/nvidia-smi.txt" 2>/dev/null | head -n 1)"
+  echo
+  echo "selftest: $(tail -n 1 "$out/selftest.txt" 2>/dev/null)"
+  grep -h '^FAIL' "$out/selftest.txt" 2>/dev/null | sed 's/^/    /'
+  echo
+  echo "| benchmark | result |"
+  echo "| --- | --- |"
+  grep -h '"benchmark":"gemm"' "$out/gemm.txt" 2>/dev/null | sed -E 's/.*"size":([0-9]+),"gflops":([0-9.]+).*/| gemm \1³ | \2 GFLOP\/s |/'
+  for f in fft lora mora1 mora6; do
+    grep -h '"benchmark":"step"' "$out/step-$f.txt" 2>/dev/null | sed -E 's/.*"method":"([a-z]+)".*"rank":([0-9a-z]+),"mora_type":([0-9a-z]+).*"ms_per_step":([0-9.]+),"min_ms":([0-9.]+).*/| step small-gpu \1 r=\2 type=\3 | \4 ms (min \5) |/'
+  done
+  echo
+  echo "Reference (issue): PyTorch 2.11 eager fp32 on an H200: FFT 24.1 ms (TF32 15.1), LoRA 23.6, MoRA type 1 28.0,"
+  echo "MoRA type 6 39.1 ms per step. Targets: LoRA <= 24 ms, MoRA type 6 <= 1.3x our LoRA. Copy this table with the"
+  echo "date and GPU name into bench/RESULTS.md."
+} > "$out/summary.md"
+cat "$out/summary.md"

@@ -1,0 +1,80 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Backends.EntryPoints;
+using ILGPU.Backends.PTX;
+using ILGPU.Runtime;
+using ILGPU.Runtime.Cuda;
+using Xunit;
+
+namespace MoraEngine.Tests.Ilgpu;
+
+/// <summary>
+/// PTX of a kernel compiled by ILGPU's PTX backend for SM_90 without any GPU (the backend only generates text; the
+/// driver's JIT is not involved), and snapshot comparison against <c>tests/MoraEngine.Tests/Snapshots/NAME.verified.txt</c>.
+/// On a mismatch the new text is written next to it as <c>NAME.received.txt</c> (git-ignored) and the test fails;
+/// <c>MORA_ACCEPT_SNAPSHOTS=1</c> overwrites the verified file instead.
+/// </summary>
+/// <remarks>
+/// ILGPU 1.5.3 writes <c>.target sm_80</c> in the header even when the backend is created for SM_90 (its
+/// <c>Architecture</c> property does say SM_90, and the same happens on a real H200): the PTX uses no SM_90-only
+/// feature, and the driver JIT-compiles it for the GPU it runs on. The snapshots therefore show sm_80.
+/// </remarks>
+internal static partial class PtxSnapshot
+{
+    /// <summary>PTX for one kernel method. A fresh context per kernel keeps ILGPU's generated names stable.</summary>
+    public static string Compile(MethodInfo kernel, bool explicitlyGrouped)
+    {
+        using var context = Context.Create(b => b.EnableAlgorithms());
+        using var backend = new PTXBackend(context, new CudaCapabilityContext(CudaArchitecture.SM_90),
+            CudaArchitecture.SM_90, CudaInstructionSet.ISA_80, nvvmAPI: null!);
+        var entry = explicitlyGrouped
+            ? EntryPointDescription.FromExplicitlyGroupedKernel(kernel)
+            : EntryPointDescription.FromImplicitlyGroupedKernel(kernel);
+        var compiled = (PTXCompiledKernel)backend.Compile(entry, KernelSpecialization.Empty);
+        return Normalize(compiled.PTXAssembly.Replace("\r\n", "\n", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// ILGPU numbers parameter names (<c>_x_782</c>) and labels (<c>L_3250</c>) from process-wide IR counters, so the
+    /// same kernel gets other numbers depending on what was compiled before. They are renumbered in order of first
+    /// appearance; everything else (instructions, registers, control flow) is kept as emitted.
+    /// </summary>
+    internal static string Normalize(string ptx)
+    {
+        var names = new Dictionary<string, int>();
+        return IrName().Replace(ptx, m =>
+        {
+            if (!names.TryGetValue(m.Value, out var n)) names[m.Value] = n = names.Count;
+            return m.Groups[1].Value + n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        });
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\b(_[A-Za-z][A-Za-z0-9]*_|L_)(\d+)\b")]
+    private static partial System.Text.RegularExpressions.Regex IrName();
+
+    public static void Verify(string name, string text, [CallerFilePath] string caller = "")
+    {
+        var dir = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(caller)!)!, "Snapshots");
+        var verified = Path.Combine(dir, name + ".verified.txt");
+        var received = Path.Combine(dir, name + ".received.txt");
+        if (Environment.GetEnvironmentVariable("MORA_ACCEPT_SNAPSHOTS") == "1")
+        {
+            Directory.CreateDirectory(dir);
+            File.WriteAllText(verified, text);
+            if (File.Exists(received)) File.Delete(received);
+            return;
+        }
+        var expected = File.Exists(verified) ? File.ReadAllText(verified).Replace("\r\n", "\n", StringComparison.Ordinal) : null;
+        if (expected == text)
+        {
+            if (File.Exists(received)) File.Delete(received);
+            return;
+        }
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(received, text);
+        Assert.Fail(expected == null
+            ? $"No snapshot {verified}; wrote {received}. Review it and accept with MORA_ACCEPT_SNAPSHOTS=1."
+            : $"PTX of {name} changed; see {received} (diff against {verified}). Accept with MORA_ACCEPT_SNAPSHOTS=1 if intended.");
+    }
+}
