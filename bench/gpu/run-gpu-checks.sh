@@ -28,13 +28,13 @@ step() { # step NAME SECONDS CMD... : runs with a limit, tees output, records th
 
 date -u +%Y-%m-%dT%H:%M:%SZ > "$out/date.txt"
 step nvidia-smi 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
-step info 60 bash .gpu/run.sh mora info
-step selftest 150 bash .gpu/run.sh mora selftest --device cuda
-step gemm 90 bash .gpu/run.sh mora bench gemm --device cuda --size 4096 8192 --repeats 3 --json
-step step-fft 75 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method fft --json
-step step-lora 75 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method lora --rank 8 --json
-step step-mora1 75 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 1 --json
-step step-mora6 75 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 6 --json
+step info 45 bash .gpu/run.sh mora info
+step selftest 120 bash .gpu/run.sh mora selftest --device cuda
+step gemm 75 bash .gpu/run.sh mora bench gemm --device cuda --size 4096 8192 --repeats 3 --json
+step step-fft 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method fft --json
+step step-lora 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method lora --rank 8 --json
+step step-mora1 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 1 --json
+step step-mora6 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 6 --json
 
 {
   echo "# GPU check $(cat "$out/date.txt")"
