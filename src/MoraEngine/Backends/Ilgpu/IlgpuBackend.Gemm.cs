@@ -20,6 +20,13 @@ public sealed partial class IlgpuBackend
     internal const int TileK = 8;
     internal const int GemmThreads = 256;
 
+    /// <summary>Row stride of the k-major shared tiles in floats (128 + 4 padding) and in 128-bit words.</summary>
+    internal const int SharedStride = TileM + 4;
+    internal const int SharedStride4 = SharedStride / 4;
+
+    /// <summary>The 128-bit words one thread's k steps of a slice span from its first: p·33 + 16 for p &lt; 8.</summary>
+    private const int StepSpan4 = (TileK - 1) * SharedStride4 + 17;
+
     /// <summary>
     /// Everything a GEMM kernel needs besides the three views. Batch index z addresses matrix
     /// (z / BatchInner)·Stride + (z mod BatchInner)·Stride2 of each operand, which covers plain strided batches
@@ -28,6 +35,10 @@ public sealed partial class IlgpuBackend
     internal struct GemmArgs
     {
         public int M, N, K, Lda, Ldb, Ldc, TransA, TransB, BatchInner, KSplit, KChunk, Batch;
+
+        /// <summary>1 where every 4-aligned run of 4 floats of the operand (or of C, or of the split-k workspace)
+        /// is 16-byte aligned in memory, so the tiled kernel may use 128-bit loads and stores on it.</summary>
+        public int VecA, VecB, VecC;
         public float Alpha, Beta;
         public long StrideA, StrideB, StrideC, StrideA2, StrideB2, StrideC2;
     }
@@ -38,6 +49,9 @@ public sealed partial class IlgpuBackend
 
     /// <summary>Forces the tiled kernel regardless of size (tests and the self-test exercise it at small sizes).</summary>
     internal bool ForceTiledGemm { get; set; }
+
+    /// <summary>The arguments of the last tiled launch (tests check which load and store paths a case takes).</summary>
+    internal GemmArgs LastTiledArgs { get; private set; }
 
     /// <summary>Disables split-k (tests compare both paths).</summary>
     internal int MaxKSplit { get; set; } = 16;
@@ -88,19 +102,39 @@ public sealed partial class IlgpuBackend
         split = (k + chunk - 1) / chunk;
         args.KSplit = split;
         args.KChunk = chunk;
+        args.VecA = Aligned4(a, args.Lda, args.StrideA, args.StrideA2);
+        args.VecB = Aligned4(b, args.Ldb, args.StrideB, args.StrideB2);
         _kGemmTiled ??= _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiledKernel);
         var grid = new Index3D(tilesN, tilesM, batch * split);
         if (split == 1)
         {
+            args.VecC = Aligned4(c, args.Ldc, args.StrideC, args.StrideC2);
+            LastTiledArgs = args;
             _kGemmTiled(new KernelConfig(grid, new Index3D(GemmThreads, 1, 1)), a, b, c, args);
             return;
         }
         // Partial products of each k slice go to a workspace [split, batch, m, n]; the reduce kernel adds them in
         // slice order and applies alpha and beta: deterministic, no atomics.
         var ws = Scratch("gemm-splitk", (long)split * batch * m * n);
+        args.VecC = Aligned4(ws, n, (long)m * n, 0);
+        LastTiledArgs = args;
         _kGemmTiled(new KernelConfig(grid, new Index3D(GemmThreads, 1, 1)), a, b, ws, args);
         _kGemmReduce ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmReduceKernel);
         _kGemmReduce((int)((long)batch * m * n), ws, c, args);
+    }
+
+    /// <summary>
+    /// 1 when element offsets that are multiples of 4 (row starts at multiples of <paramref name="ld"/>, batch
+    /// offsets at multiples of the strides, plus 4-aligned columns) are 16-byte aligned addresses in <paramref name="v"/>.
+    /// CUDA allocations are 256-byte aligned, so on a GPU this is about the view's offset; ILGPU's CPU accelerator
+    /// reads unaligned 128-bit values fine and its host allocations are not always 16-byte aligned, so there only the
+    /// offsets count (the tests then take the same paths on every run).
+    /// </summary>
+    private int Aligned4(ArrayView<float> v, int ld, long stride, long stride2)
+    {
+        var start = ((IContiguousArrayView)v).IndexInBytes;
+        if (_acc.AcceleratorType != AcceleratorType.CPU) start += ((IArrayView)v).Buffer.NativePtr.ToInt64();
+        return start % 16 == 0 && ld % 4 == 0 && stride % 4 == 0 && stride2 % 4 == 0 ? 1 : 0;
     }
 
     private void LaunchSimpleGemm(int batch, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs args)
@@ -152,84 +186,73 @@ public sealed partial class IlgpuBackend
         c[co] = v;
     }
 
-    /// <summary>Eight floats held in registers.</summary>
-    private struct F8
+    /// <summary>Four consecutive floats: one 128-bit load or store (ld/st .v4.f32) when read through a cast view.</summary>
+    private struct F4
     {
-        public float V0, V1, V2, V3, V4, V5, V6, V7;
+        public float X, Y, Z, W;
+    }
+
+    /// <summary>A thread's 8×8 block of C: rows r (four near ty·4, four near 64 + ty·4), column halves h.</summary>
+    private struct Acc
+    {
+        public F4 C00, C01, C10, C11, C20, C21, C30, C31, C40, C41, C50, C51, C60, C61, C70, C71;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static F8 Fma(F8 c, float s, F8 b)
+    private static F4 Fma4(F4 c, float s, F4 b)
     {
-        c.V0 += s * b.V0;
-        c.V1 += s * b.V1;
-        c.V2 += s * b.V2;
-        c.V3 += s * b.V3;
-        c.V4 += s * b.V4;
-        c.V5 += s * b.V5;
-        c.V6 += s * b.V6;
-        c.V7 += s * b.V7;
+        c.X += s * b.X;
+        c.Y += s * b.Y;
+        c.Z += s * b.Z;
+        c.W += s * b.W;
         return c;
     }
 
-    /// <summary>Loads s[base + 16·q] for q &lt; 8 (a thread's rows or columns of a shared tile).</summary>
+    /// <summary>One k step of the register block: the outer product of a thread's 8 A values and 8 B values.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static F8 Load8(ArrayView<float> s, int at)
+    private static Acc Step(Acc c, ArrayView<F4> rA, ArrayView<F4> rB, int p)
     {
-        F8 r;
-        r.V0 = s[at];
-        r.V1 = s[at + 16];
-        r.V2 = s[at + 32];
-        r.V3 = s[at + 48];
-        r.V4 = s[at + 64];
-        r.V5 = s[at + 80];
-        r.V6 = s[at + 96];
-        r.V7 = s[at + 112];
-        return r;
-    }
-
-    /// <summary>A(row, p) of the tile, zero outside the matrix or the k range.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LoadA(ArrayView<float> a, long ao, GemmArgs g, int row, int p, int kEnd) =>
-        row < g.M && p < kEnd ? (g.TransA != 0 ? a[ao + (long)p * g.Lda + row] : a[ao + (long)row * g.Lda + p]) : 0f;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float LoadB(ArrayView<float> b, long bo, GemmArgs g, int p, int col, int kEnd) =>
-        col < g.N && p < kEnd ? (g.TransB != 0 ? b[bo + (long)col * g.Ldb + p] : b[bo + (long)p * g.Ldb + col]) : 0f;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRow(ArrayView<float> c, long rowAt, int col, int n, F8 v, float alpha, float beta)
-    {
-        StoreOne(c, rowAt, col, n, v.V0, alpha, beta);
-        StoreOne(c, rowAt, col + 16, n, v.V1, alpha, beta);
-        StoreOne(c, rowAt, col + 32, n, v.V2, alpha, beta);
-        StoreOne(c, rowAt, col + 48, n, v.V3, alpha, beta);
-        StoreOne(c, rowAt, col + 64, n, v.V4, alpha, beta);
-        StoreOne(c, rowAt, col + 80, n, v.V5, alpha, beta);
-        StoreOne(c, rowAt, col + 96, n, v.V6, alpha, beta);
-        StoreOne(c, rowAt, col + 112, n, v.V7, alpha, beta);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreOne(ArrayView<float> c, long rowAt, int col, int n, float v, float alpha, float beta)
-    {
-        if (col >= n) return;
-        var at = rowAt + col;
-        var r = alpha * v;
-        if (beta != 0f) r += beta * c[at];
-        c[at] = r;
+        var a0 = rA[p * SharedStride4];
+        var a1 = rA[p * SharedStride4 + 16];
+        var b0 = rB[p * SharedStride4];
+        var b1 = rB[p * SharedStride4 + 16];
+        c.C00 = Fma4(c.C00, a0.X, b0);
+        c.C01 = Fma4(c.C01, a0.X, b1);
+        c.C10 = Fma4(c.C10, a0.Y, b0);
+        c.C11 = Fma4(c.C11, a0.Y, b1);
+        c.C20 = Fma4(c.C20, a0.Z, b0);
+        c.C21 = Fma4(c.C21, a0.Z, b1);
+        c.C30 = Fma4(c.C30, a0.W, b0);
+        c.C31 = Fma4(c.C31, a0.W, b1);
+        c.C40 = Fma4(c.C40, a1.X, b0);
+        c.C41 = Fma4(c.C41, a1.X, b1);
+        c.C50 = Fma4(c.C50, a1.Y, b0);
+        c.C51 = Fma4(c.C51, a1.Y, b1);
+        c.C60 = Fma4(c.C60, a1.Z, b0);
+        c.C61 = Fma4(c.C61, a1.Z, b1);
+        c.C70 = Fma4(c.C70, a1.W, b0);
+        c.C71 = Fma4(c.C71, a1.W, b1);
+        return c;
     }
 
     /// <summary>
     /// The tiled kernel. Group (x, y, z) computes the 128×128 tile (y, x) of batch z / KSplit over k slice
-    /// z mod KSplit. Thread t = 16·ty + tx owns rows ty + 16·r and columns tx + 16·q (r, q &lt; 8): within a warp the
-    /// A reads of a k step are two broadcasts and the B reads 16 consecutive words, free of bank conflicts.
-    /// Shared tiles are k-major: As[p·128 + i], Bs[p·128 + j], two of each (double buffering).
+    /// z mod KSplit. Thread t (tx = t mod 16, ty = t / 16) owns rows ty·4 + i and 64 + ty·4 + i and columns
+    /// tx·4 + j and 64 + tx·4 + j (i, j &lt; 4), so each k step reads its 8 A and 8 B values as four 128-bit shared
+    /// loads (the A ones are warp broadcasts) for 64 multiply-adds. Shared tiles are k-major with a row stride of 132
+    /// floats (the padding keeps the transposing scalar stores free of bank conflicts): As[p·132 + i], Bs[p·132 + j],
+    /// two of each (double buffering, one barrier per slice of 8).
+    /// Each thread fetches 4 consecutive floats of A and of B per slice: one 128-bit global load where the operand
+    /// is 16-byte aligned (VecA / VecB) and the four lie inside the matrix, four guarded scalar loads otherwise.
     /// </summary>
     internal static void GemmTiledKernel(ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, GemmArgs g)
     {
-        var sA = SharedMemory.Allocate<float>(2 * TileK * TileM);
-        var sB = SharedMemory.Allocate<float>(2 * TileK * TileN);
+        var sA = SharedMemory.Allocate<float>(2 * TileK * SharedStride);
+        var sB = SharedMemory.Allocate<float>(2 * TileK * SharedStride);
+        var sA4 = sA.Cast<F4>();
+        var sB4 = sB.Cast<F4>();
+        var a4 = a.Cast<F4>();
+        var b4 = b.Cast<F4>();
         var t = Group.IdxX;
         int tx = t & 15, ty = t >> 4;
         var zz = Grid.IdxZ;
@@ -247,8 +270,8 @@ public sealed partial class IlgpuBackend
         var ao = BatchOffset(z, g.BatchInner, g.StrideA, g.StrideA2);
         var bo = BatchOffset(z, g.BatchInner, g.StrideB, g.StrideB2);
 
-        // Loader maps (4 elements per thread per operand). Not transposed A: row t/2, k offsets (t%2)·4 + 0..3.
-        // Transposed A: k row t/32, columns (t%32)·4 + 0..3 (consecutive in memory). B mirrors this.
+        // Loader maps (4 consecutive elements per thread per operand). Not transposed A: row t/2, k offsets
+        // (t%2)·4 + 0..3. Transposed A: k row t/32, rows (t%32)·4 + 0..3 (consecutive in memory). B mirrors this.
         int aRow, aP, bP, bCol;
         if (g.TransA == 0)
         {
@@ -271,14 +294,13 @@ public sealed partial class IlgpuBackend
             bP = (t & 1) * 4;
         }
 
-        F8 c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
-        float ra0, ra1, ra2, ra3, rb0, rb1, rb2, rb3;
+        Acc acc = default;
 
         // First slice straight into buffer 0.
-        FetchA(a, ao, g, row0, aRow, aP, kBegin, kEnd, out ra0, out ra1, out ra2, out ra3);
-        FetchB(b, bo, g, col0, bP, bCol, kBegin, kEnd, out rb0, out rb1, out rb2, out rb3);
-        StoreA(sA, 0, g.TransA, aRow, aP, ra0, ra1, ra2, ra3);
-        StoreB(sB, 0, g.TransB, bP, bCol, rb0, rb1, rb2, rb3);
+        var ra = FetchA(a, a4, ao, g, row0 + aRow, kBegin + aP, kEnd);
+        var rb = FetchB(b, b4, bo, g, kBegin + bP, col0 + bCol, kEnd);
+        StoreA(sA, sA4, 0, g.TransA, aRow, aP, ra);
+        StoreB(sB, sB4, 0, g.TransB, bP, bCol, rb);
         Group.Barrier();
 
         var buf = 0;
@@ -288,29 +310,26 @@ public sealed partial class IlgpuBackend
             var more = next < kEnd;
             if (more)
             {
-                FetchA(a, ao, g, row0, aRow, aP, next, kEnd, out ra0, out ra1, out ra2, out ra3);
-                FetchB(b, bo, g, col0, bP, bCol, next, kEnd, out rb0, out rb1, out rb2, out rb3);
+                ra = FetchA(a, a4, ao, g, row0 + aRow, next + aP, kEnd);
+                rb = FetchB(b, b4, bo, g, next + bP, col0 + bCol, kEnd);
             }
-            var baseA = buf * TileK * TileM;
-            var baseB = buf * TileK * TileN;
-            for (var p = 0; p < TileK; p++)
-            {
-                var av = Load8(sA, baseA + p * TileM + ty);
-                var bv = Load8(sB, baseB + p * TileN + tx);
-                c0 = Fma(c0, av.V0, bv);
-                c1 = Fma(c1, av.V1, bv);
-                c2 = Fma(c2, av.V2, bv);
-                c3 = Fma(c3, av.V3, bv);
-                c4 = Fma(c4, av.V4, bv);
-                c5 = Fma(c5, av.V5, bv);
-                c6 = Fma(c6, av.V6, bv);
-                c7 = Fma(c7, av.V7, bv);
-            }
+            // This thread's A values of step p are rA[p·33] (rows ty·4..+3) and rA[p·33 + 16] (rows 64 + ty·4..+3).
+            var rA = sA4.SubView(buf * TileK * SharedStride4 + ty, StepSpan4);
+            var rB = sB4.SubView(buf * TileK * SharedStride4 + tx, StepSpan4);
+            acc = Step(acc, rA, rB, 0);
+            acc = Step(acc, rA, rB, 1);
+            acc = Step(acc, rA, rB, 2);
+            acc = Step(acc, rA, rB, 3);
+            acc = Step(acc, rA, rB, 4);
+            acc = Step(acc, rA, rB, 5);
+            acc = Step(acc, rA, rB, 6);
+            acc = Step(acc, rA, rB, 7);
             if (more)
             {
                 // The other buffer was last read before the previous barrier: safe to overwrite now.
-                StoreA(sA, (1 - buf) * TileK * TileM, g.TransA, aRow, aP, ra0, ra1, ra2, ra3);
-                StoreB(sB, (1 - buf) * TileK * TileN, g.TransB, bP, bCol, rb0, rb1, rb2, rb3);
+                var other = (1 - buf) * TileK * SharedStride;
+                StoreA(sA, sA4, other, g.TransA, aRow, aP, ra);
+                StoreB(sB, sB4, other, g.TransB, bP, bCol, rb);
             }
             Group.Barrier();
             buf = 1 - buf;
@@ -330,113 +349,165 @@ public sealed partial class IlgpuBackend
             beta = 0f;
         }
         var ldc = g.KSplit == 1 ? g.Ldc : g.N;
-        var col = col0 + tx;
-        var r = row0 + ty;
-        if (r < g.M) StoreRow(c, co + (long)r * ldc, col, g.N, c0, alpha, beta);
-        r += 16;
-        if (r < g.M) StoreRow(c, co + (long)r * ldc, col, g.N, c1, alpha, beta);
-        r += 16;
-        if (r < g.M) StoreRow(c, co + (long)r * ldc, col, g.N, c2, alpha, beta);
-        r += 16;
-        if (r < g.M) StoreRow(c, co + (long)r * ldc, col, g.N, c3, alpha, beta);
-        r += 16;
-        if (r < g.M) StoreRow(c, co + (long)r * ldc, col, g.N, c4, alpha, beta);
-        r += 16;
-        if (r < g.M) StoreRow(c, co + (long)r * ldc, col, g.N, c5, alpha, beta);
-        r += 16;
-        if (r < g.M) StoreRow(c, co + (long)r * ldc, col, g.N, c6, alpha, beta);
-        r += 16;
-        if (r < g.M) StoreRow(c, co + (long)r * ldc, col, g.N, c7, alpha, beta);
+        var c4 = c.Cast<F4>();
+        var col = col0 + tx * 4;
+        var r = row0 + ty * 4;
+        StoreRow(c, c4, co, ldc, r, col, g, acc.C00, acc.C01, alpha, beta);
+        StoreRow(c, c4, co, ldc, r + 1, col, g, acc.C10, acc.C11, alpha, beta);
+        StoreRow(c, c4, co, ldc, r + 2, col, g, acc.C20, acc.C21, alpha, beta);
+        StoreRow(c, c4, co, ldc, r + 3, col, g, acc.C30, acc.C31, alpha, beta);
+        r += 64;
+        StoreRow(c, c4, co, ldc, r, col, g, acc.C40, acc.C41, alpha, beta);
+        StoreRow(c, c4, co, ldc, r + 1, col, g, acc.C50, acc.C51, alpha, beta);
+        StoreRow(c, c4, co, ldc, r + 2, col, g, acc.C60, acc.C61, alpha, beta);
+        StoreRow(c, c4, co, ldc, r + 3, col, g, acc.C70, acc.C71, alpha, beta);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int XMathMin(int x, int y) => x < y ? x : y;
 
+    /// <summary>A(row, p) of the tile, zero outside the matrix or the k range.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FetchA(ArrayView<float> a, long ao, GemmArgs g, int row0, int aRow, int aP, int k0, int kEnd,
-        out float r0, out float r1, out float r2, out float r3)
+    private static float LoadA(ArrayView<float> a, long ao, GemmArgs g, int row, int p, int kEnd) =>
+        row < g.M && p < kEnd ? (g.TransA != 0 ? a[ao + (long)p * g.Lda + row] : a[ao + (long)row * g.Lda + p]) : 0f;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float LoadB(ArrayView<float> b, long bo, GemmArgs g, int p, int col, int kEnd) =>
+        col < g.N && p < kEnd ? (g.TransB != 0 ? b[bo + (long)col * g.Ldb + p] : b[bo + (long)p * g.Ldb + col]) : 0f;
+
+    /// <summary>
+    /// The thread's 4 A values of a slice starting at (row, p): A(row, p..p+3) when A is not transposed,
+    /// A(row..row+3, p) when it is (consecutive in memory either way).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static F4 FetchA(ArrayView<float> a, ArrayView<F4> a4, long ao, GemmArgs g, int row, int p, int kEnd)
     {
+        F4 r;
         if (g.TransA == 0)
         {
-            var row = row0 + aRow;
-            var p = k0 + aP;
-            r0 = LoadA(a, ao, g, row, p, kEnd);
-            r1 = LoadA(a, ao, g, row, p + 1, kEnd);
-            r2 = LoadA(a, ao, g, row, p + 2, kEnd);
-            r3 = LoadA(a, ao, g, row, p + 3, kEnd);
+            if (g.VecA != 0 && row < g.M && p + 3 < kEnd) return a4[(ao + (long)row * g.Lda + p) >> 2];
+            r.X = LoadA(a, ao, g, row, p, kEnd);
+            r.Y = LoadA(a, ao, g, row, p + 1, kEnd);
+            r.Z = LoadA(a, ao, g, row, p + 2, kEnd);
+            r.W = LoadA(a, ao, g, row, p + 3, kEnd);
         }
         else
         {
-            var row = row0 + aRow;
-            var p = k0 + aP;
-            r0 = LoadA(a, ao, g, row, p, kEnd);
-            r1 = LoadA(a, ao, g, row + 1, p, kEnd);
-            r2 = LoadA(a, ao, g, row + 2, p, kEnd);
-            r3 = LoadA(a, ao, g, row + 3, p, kEnd);
+            if (g.VecA != 0 && row + 3 < g.M && p < kEnd) return a4[(ao + (long)p * g.Lda + row) >> 2];
+            r.X = LoadA(a, ao, g, row, p, kEnd);
+            r.Y = LoadA(a, ao, g, row + 1, p, kEnd);
+            r.Z = LoadA(a, ao, g, row + 2, p, kEnd);
+            r.W = LoadA(a, ao, g, row + 3, p, kEnd);
         }
+        return r;
     }
 
+    /// <summary>B(p, col..col+3) when B is not transposed, B(p..p+3, col) when it is.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FetchB(ArrayView<float> b, long bo, GemmArgs g, int col0, int bP, int bCol, int k0, int kEnd,
-        out float r0, out float r1, out float r2, out float r3)
+    private static F4 FetchB(ArrayView<float> b, ArrayView<F4> b4, long bo, GemmArgs g, int p, int col, int kEnd)
     {
+        F4 r;
         if (g.TransB == 0)
         {
-            var col = col0 + bCol;
-            var p = k0 + bP;
-            r0 = LoadB(b, bo, g, p, col, kEnd);
-            r1 = LoadB(b, bo, g, p, col + 1, kEnd);
-            r2 = LoadB(b, bo, g, p, col + 2, kEnd);
-            r3 = LoadB(b, bo, g, p, col + 3, kEnd);
+            if (g.VecB != 0 && col + 3 < g.N && p < kEnd) return b4[(bo + (long)p * g.Ldb + col) >> 2];
+            r.X = LoadB(b, bo, g, p, col, kEnd);
+            r.Y = LoadB(b, bo, g, p, col + 1, kEnd);
+            r.Z = LoadB(b, bo, g, p, col + 2, kEnd);
+            r.W = LoadB(b, bo, g, p, col + 3, kEnd);
         }
         else
         {
-            var col = col0 + bCol;
-            var p = k0 + bP;
-            r0 = LoadB(b, bo, g, p, col, kEnd);
-            r1 = LoadB(b, bo, g, p + 1, col, kEnd);
-            r2 = LoadB(b, bo, g, p + 2, col, kEnd);
-            r3 = LoadB(b, bo, g, p + 3, col, kEnd);
+            if (g.VecB != 0 && col < g.N && p + 3 < kEnd) return b4[(bo + (long)col * g.Ldb + p) >> 2];
+            r.X = LoadB(b, bo, g, p, col, kEnd);
+            r.Y = LoadB(b, bo, g, p + 1, col, kEnd);
+            r.Z = LoadB(b, bo, g, p + 2, col, kEnd);
+            r.W = LoadB(b, bo, g, p + 3, col, kEnd);
         }
+        return r;
     }
 
+    /// <summary>Stores A values into the k-major shared tile at float offset <paramref name="at"/>: four scalar stores
+    /// (transposing) when A is not transposed, one 128-bit store when it is.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreA(ArrayView<float> s, int at, int transA, int aRow, int aP, float r0, float r1, float r2, float r3)
+    private static void StoreA(ArrayView<float> s, ArrayView<F4> s4, int at, int transA, int aRow, int aP, F4 v)
     {
         if (transA == 0)
         {
-            s[at + aP * TileM + aRow] = r0;
-            s[at + (aP + 1) * TileM + aRow] = r1;
-            s[at + (aP + 2) * TileM + aRow] = r2;
-            s[at + (aP + 3) * TileM + aRow] = r3;
+            var o = at + aP * SharedStride + aRow;
+            s[o] = v.X;
+            s[o + SharedStride] = v.Y;
+            s[o + 2 * SharedStride] = v.Z;
+            s[o + 3 * SharedStride] = v.W;
         }
         else
         {
-            var o = at + aP * TileM + aRow;
-            s[o] = r0;
-            s[o + 1] = r1;
-            s[o + 2] = r2;
-            s[o + 3] = r3;
+            s4[(at + aP * SharedStride + aRow) >> 2] = v;
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreB(ArrayView<float> s, int at, int transB, int bP, int bCol, float r0, float r1, float r2, float r3)
+    private static void StoreB(ArrayView<float> s, ArrayView<F4> s4, int at, int transB, int bP, int bCol, F4 v)
     {
         if (transB == 0)
         {
-            var o = at + bP * TileN + bCol;
-            s[o] = r0;
-            s[o + 1] = r1;
-            s[o + 2] = r2;
-            s[o + 3] = r3;
+            s4[(at + bP * SharedStride + bCol) >> 2] = v;
         }
         else
         {
-            s[at + bP * TileN + bCol] = r0;
-            s[at + (bP + 1) * TileN + bCol] = r1;
-            s[at + (bP + 2) * TileN + bCol] = r2;
-            s[at + (bP + 3) * TileN + bCol] = r3;
+            var o = at + bP * SharedStride + bCol;
+            s[o] = v.X;
+            s[o + SharedStride] = v.Y;
+            s[o + 2 * SharedStride] = v.Z;
+            s[o + 3 * SharedStride] = v.W;
         }
+    }
+
+    /// <summary>Row r of the thread's block: columns col..col+3 and col+64..col+67.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(ArrayView<float> c, ArrayView<F4> c4, long co, int ldc, int r, int col, GemmArgs g,
+        F4 v0, F4 v1, float alpha, float beta)
+    {
+        if (r >= g.M) return;
+        var rowAt = co + (long)r * ldc;
+        Store4(c, c4, rowAt, col, g.N, v0, alpha, beta, g.VecC);
+        Store4(c, c4, rowAt, col + 64, g.N, v1, alpha, beta, g.VecC);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store4(ArrayView<float> c, ArrayView<F4> c4, long rowAt, int col, int n, F4 v, float alpha, float beta, int vec)
+    {
+        if (vec != 0 && col + 3 < n)
+        {
+            var at = (rowAt + col) >> 2;
+            F4 r;
+            r.X = alpha * v.X;
+            r.Y = alpha * v.Y;
+            r.Z = alpha * v.Z;
+            r.W = alpha * v.W;
+            if (beta != 0f)
+            {
+                var o = c4[at];
+                r.X += beta * o.X;
+                r.Y += beta * o.Y;
+                r.Z += beta * o.Z;
+                r.W += beta * o.W;
+            }
+            c4[at] = r;
+            return;
+        }
+        StoreOne(c, rowAt, col, n, v.X, alpha, beta);
+        StoreOne(c, rowAt, col + 1, n, v.Y, alpha, beta);
+        StoreOne(c, rowAt, col + 2, n, v.Z, alpha, beta);
+        StoreOne(c, rowAt, col + 3, n, v.W, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreOne(ArrayView<float> c, long rowAt, int col, int n, float v, float alpha, float beta)
+    {
+        if (col >= n) return;
+        var at = rowAt + col;
+        var r = alpha * v;
+        if (beta != 0f) r += beta * c[at];
+        c[at] = r;
     }
 }
