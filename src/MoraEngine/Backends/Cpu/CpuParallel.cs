@@ -34,6 +34,8 @@ internal static unsafe class CpuParallel
         var region = new Region { Body = body, Count = count, Chunks = chunks };
         // The region lives on this stack frame until For returns, so handing its address to the workers is safe.
         CpuThreadPool.For(chunks, &RunChunk, Unsafe.AsPointer(ref region));
+        // Workers reach the delegate only through the raw pointer: keep it reachable until they are done.
+        GC.KeepAlive(region.Body);
     }
 
     private static void RunChunk(void* context, int c)
