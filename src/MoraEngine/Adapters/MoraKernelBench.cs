@@ -117,6 +117,12 @@ internal static class MoraKernelBench
             () => layer.Kernels(layer.Generic),
             () => layer.Kernels(layer.Fast),
         ];
+        // Warm up round-robin, so no variant is timed while another's code is still being recompiled: every call
+        // site must pass tiered JIT's call counting (30 calls) and its 100 ms quiet period, and the tier-1 code is
+        // compiled on a background thread that competes for the same two cores. Then size each timing to ≥ ~2 ms.
+        var warm = Stopwatch.GetTimestamp();
+        for (var n = 0; n < 40 || Stopwatch.GetElapsedTime(warm).TotalMilliseconds < 400; n++)
+            foreach (var v in variants) v();
         var inner = new int[variants.Length];
         for (var v = 0; v < variants.Length; v++)
         {
@@ -126,7 +132,7 @@ internal static class MoraKernelBench
             {
                 variants[v]();
                 n++;
-            } while (n < 60 || Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 100); // past tiered JIT's call counting
+            } while (n < 5 || Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 20);
             inner[v] = (int)Math.Clamp(2.0 / (Stopwatch.GetElapsedTime(t0).TotalMilliseconds / n), 1, 1000);
         }
         var samples = new double[variants.Length][];
