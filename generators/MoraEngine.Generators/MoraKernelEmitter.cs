@@ -617,11 +617,28 @@ namespace MoraEngine.Generators
                     Segment(dst, "0", len, new[] { new Term(src, "0") }, mode);
                     return;
                 }
-                if (DirectTile(wd, _vw))
+                // Overwriting, a tile's remainder is one overlapping vector, so tiles straight from src always pay.
+                var direct = DirectTile(wd, _vw);
+                if (direct || (mode == Mode.Store && wd >= _vw))
                 {
                     DirectTiles(dst, len, src, wd, mode);
                     return;
                 }
+                if (mode == Mode.Runtime && wd >= _vw)
+                {
+                    Begin("if (accumulate)");
+                    ScratchTile(dst, len, src, wd, Mode.Add);
+                    End();
+                    Begin("else");
+                    DirectTiles(dst, len, src, wd, Mode.Store);
+                    End();
+                    return;
+                }
+                ScratchTile(dst, len, src, wd, mode);
+            }
+
+            private void ScratchTile(string dst, int len, string src, int wd, Mode mode)
+            {
                 var vw = _vw;
                 Ln($"// tmp = {src}[0 .. {wd}) followed by {src}[0 .. {vw}): the tiling's every {vw}-wide window is one load.");
                 Segment("tmp", "0", wd, new[] { new Term(src, "0") }, Mode.Store);
