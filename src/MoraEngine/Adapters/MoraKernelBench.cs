@@ -104,7 +104,8 @@ internal static class MoraKernelBench
 
     /// <summary>
     /// Medians over <paramref name="repeats"/> rounds; each round times every variant once, interleaved, so drift
-    /// from other processes on the machine hits them alike. Each timing repeats its call enough to last ≥ ~2 ms.
+    /// from other processes on the machine hits them alike. Each timing follows one untimed call of the same variant
+    /// (so each starts from its own cache state) and repeats its call enough to last ≥ ~2 ms.
     /// </summary>
     public static Result Measure(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, int repeats)
     {
@@ -140,6 +141,9 @@ internal static class MoraKernelBench
         for (var i = 0; i < repeats; i++)
             for (var v = 0; v < variants.Length; v++)
             {
+                // One untimed call first: the variants share x, y, gy and gx (LoRA reads x and writes gx last), so
+                // without it whichever variant follows another would find part of its data in cache.
+                variants[v]();
                 var t0 = Stopwatch.GetTimestamp();
                 for (var k = 0; k < inner[v]; k++) variants[v]();
                 samples[v][i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds / inner[v];
