@@ -725,6 +725,18 @@ namespace MoraEngine.Generators
                 {
                     Segment(dst, "0", wd, new[] { new Term(src, "0", wd, nt) }, Mode.Store);
                 }
+                else if (wd > 8 * vw && wd >= 256)
+                {
+                    // Wide (more than 8 accumulators): one sequential pass over src (a single stream from memory, which
+                    // matters when gy comes from DRAM), adding each tile into dst, which stays in L1.
+                    Segment(dst, "0", wd, new[] { new Term(src, "0") }, Mode.Store);
+                    if (nt > 1)
+                    {
+                        Begin($"for (int t = {wd}; t < {nt * wd}; t += {wd})");
+                        Segment(dst, "0", wd, new[] { new Term(src, "t") }, Mode.Add);
+                        End();
+                    }
+                }
                 else
                 {
                     // The partial last tile folds into the groups unless it reaches the overlapping block (whose
