@@ -284,10 +284,16 @@ namespace MoraEngine.Generators
             private int TileScratch()
             {
                 var wd = _s.Type switch { 1 or 3 => R, 6 => AW, _ => 0 };
-                return wd > 0 && wd < O ? wd + 16 : 0;
+                return wd > 0 && wd < O && !(DirectTile(wd, 16) && DirectTile(wd, 8)) ? wd + 16 : 0;
             }
 
-            private int _scratchForBackward => _s.Type is 1 or 4 && R < I ? R + 16 : 0;
+            private int _scratchForBackward => _s.Type is 1 or 4 && R < I && !(DirectTile(R, 16) && DirectTile(R, 8)) ? R + 16 : 0;
+
+            /// <summary>
+            /// Whether a tiling of width wd is written tile by tile straight from its source (no scratch copy): when wd
+            /// is a whole number of vectors, or wide enough that the per-tile remainder steps cost less than the copy.
+            /// </summary>
+            private static bool DirectTile(int wd, int vw) => wd >= vw && (wd % vw == 0 || wd >= 256);
 
             /// <summary>
             /// A public kernel: checks the spans, then runs the row kernel for the widest accelerated vector size.
@@ -611,6 +617,28 @@ namespace MoraEngine.Generators
                     Segment(dst, "0", len, new[] { new Term(src, "0") }, mode);
                     return;
                 }
+                // Overwriting, a tile's remainder is one overlapping vector, so tiles straight from src always pay.
+                var direct = DirectTile(wd, _vw);
+                if (direct || (mode == Mode.Store && wd >= _vw))
+                {
+                    DirectTiles(dst, len, src, wd, mode);
+                    return;
+                }
+                if (mode == Mode.Runtime && wd >= _vw)
+                {
+                    Begin("if (accumulate)");
+                    ScratchTile(dst, len, src, wd, Mode.Add);
+                    End();
+                    Begin("else");
+                    DirectTiles(dst, len, src, wd, Mode.Store);
+                    End();
+                    return;
+                }
+                ScratchTile(dst, len, src, wd, mode);
+            }
+
+            private void ScratchTile(string dst, int len, string src, int wd, Mode mode)
+            {
                 var vw = _vw;
                 Ln($"// tmp = {src}[0 .. {wd}) followed by {src}[0 .. {vw}): the tiling's every {vw}-wide window is one load.");
                 Segment("tmp", "0", wd, new[] { new Term(src, "0") }, Mode.Store);
@@ -642,6 +670,41 @@ namespace MoraEngine.Generators
             }
 
             /// <summary>
+            /// The tiling dst[i] (+)= src[i mod wd] tile by tile. When src is at most 8 whole vectors it is loaded into
+            /// registers once and every tile is only dst's loads and stores; otherwise each tile is a segment from src.
+            /// </summary>
+            private void DirectTiles(string dst, int len, string src, int wd, Mode mode)
+            {
+                var vw = _vw;
+                var nt = len / wd;
+                var pl = len % wd;
+                Modes(mode, m =>
+                {
+                    if (wd % vw == 0 && wd / vw <= 8)
+                    {
+                        var nv = wd / vw;
+                        Ln($"// {src} stays in {nv} registers; {nt} whole tiles of {wd}{(pl > 0 ? $", then {pl} values of a last one" : "")}.");
+                        Block();
+                        for (var b = 0; b < nv; b++) Ln($"var v{b} = {Load(vw, src, $"{b * vw}")};");
+                        Begin($"for (int t = 0; t < {nt * wd}; t += {wd})");
+                        for (var b = 0; b < nv; b++) Put(vw, dst, Plus("t", $"{b * vw}"), $"v{b}", m);
+                        End();
+                        var full = pl / vw;
+                        for (var b = 0; b < full; b++) Put(vw, dst, $"{nt * wd + b * vw}", $"v{b}", m);
+                        End();
+                        if (pl % vw > 0)
+                            Segment(dst, $"{nt * wd + full * vw}", pl % vw, new[] { new Term(src, $"{full * vw}") }, m);
+                        return;
+                    }
+                    Ln($"// {nt} whole tiles of {wd}{(pl > 0 ? $", then {pl} values of a last one" : "")}, each straight from {src}.");
+                    Begin($"for (int t = 0; t < {nt * wd}; t += {wd})");
+                    Segment(dst, "t", wd, new[] { new Term(src, "0") }, m);
+                    End();
+                    if (pl > 0) Segment(dst, $"{nt * wd}", pl, new[] { new Term(src, "0") }, m);
+                });
+            }
+
+            /// <summary>
             /// dst[j] = Σ_t src[t·wd + j] for j &lt; wd over src[0 .. len) (the transpose of a tiling). The whole tiles
             /// stream through in order into up to 8 vector accumulators at a time (the last one overlapping when wd is
             /// not a multiple of the width), so src is read sequentially; the partial last tile is added after.
@@ -662,8 +725,23 @@ namespace MoraEngine.Generators
                 {
                     Segment(dst, "0", wd, new[] { new Term(src, "0", wd, nt) }, Mode.Store);
                 }
+                else if (wd > 8 * vw && wd >= 256)
+                {
+                    // Wide (more than 8 accumulators): one sequential pass over src (a single stream from memory, which
+                    // matters when gy comes from DRAM), adding each tile into dst, which stays in L1.
+                    Segment(dst, "0", wd, new[] { new Term(src, "0") }, Mode.Store);
+                    if (nt > 1)
+                    {
+                        Begin($"for (int t = {wd}; t < {nt * wd}; t += {wd})");
+                        Segment(dst, "0", wd, new[] { new Term(src, "t") }, Mode.Add);
+                        End();
+                    }
+                }
                 else
                 {
+                    // The partial last tile folds into the groups unless it reaches the overlapping block (whose
+                    // stores would then overwrite sums that already hold it).
+                    var fold = pl > 0 && (wd % vw == 0 || pl <= wd - vw);
                     var starts = new List<int>();
                     for (var j = 0; j + vw <= wd; j += vw) starts.Add(j);
                     if (wd % vw != 0) starts.Add(wd - vw); // overlaps the previous block: same sums, stored twice
@@ -679,9 +757,15 @@ namespace MoraEngine.Generators
                             for (var b = 0; b < group.Length; b++) Ln($"a{b} += {Load(vw, "p", $"{group[b]}")};");
                             End();
                         }
+                        // The last, partial tile: its whole vectors here, the rest after the groups.
+                        for (var b = 0; b < group.Length; b++)
+                            if (fold && group[b] + vw <= pl) Ln($"a{b} += {Load(vw, src, $"{nt * wd + group[b]}")};");
                         for (var b = 0; b < group.Length; b++) Put(vw, dst, $"{group[b]}", $"a{b}", Mode.Store);
                         End();
                     }
+                    var covered = fold ? pl / vw * vw : 0;
+                    if (pl > covered) Segment(dst, $"{covered}", pl - covered, new[] { new Term(src, $"{nt * wd + covered}") }, Mode.Add);
+                    return;
                 }
                 if (pl > 0) Segment(dst, "0", pl, new[] { new Term(src, $"{nt * wd}") }, Mode.Add);
             }

@@ -104,7 +104,8 @@ internal static class MoraKernelBench
 
     /// <summary>
     /// Medians over <paramref name="repeats"/> rounds; each round times every variant once, interleaved, so drift
-    /// from other processes on the machine hits them alike. Each timing repeats its call enough to last ≥ ~2 ms.
+    /// from other processes on the machine hits them alike. Each timing follows one untimed call of the same variant
+    /// (so each starts from its own cache state) and repeats its call enough to last ≥ ~2 ms.
     /// </summary>
     public static Result Measure(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, int repeats)
     {
@@ -117,6 +118,12 @@ internal static class MoraKernelBench
             () => layer.Kernels(layer.Generic),
             () => layer.Kernels(layer.Fast),
         ];
+        // Warm up round-robin, so no variant is timed while another's code is still being recompiled: every call
+        // site must pass tiered JIT's call counting (30 calls) and its 100 ms quiet period, and the tier-1 code is
+        // compiled on a background thread that competes for the same two cores. Then size each timing to ≥ ~2 ms.
+        var warm = Stopwatch.GetTimestamp();
+        for (var n = 0; n < 40 || Stopwatch.GetElapsedTime(warm).TotalMilliseconds < 400; n++)
+            foreach (var v in variants) v();
         var inner = new int[variants.Length];
         for (var v = 0; v < variants.Length; v++)
         {
@@ -126,7 +133,7 @@ internal static class MoraKernelBench
             {
                 variants[v]();
                 n++;
-            } while (n < 60 || Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 100); // past tiered JIT's call counting
+            } while (n < 5 || Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 20);
             inner[v] = (int)Math.Clamp(2.0 / (Stopwatch.GetElapsedTime(t0).TotalMilliseconds / n), 1, 1000);
         }
         var samples = new double[variants.Length][];
@@ -134,6 +141,9 @@ internal static class MoraKernelBench
         for (var i = 0; i < repeats; i++)
             for (var v = 0; v < variants.Length; v++)
             {
+                // One untimed call first: the variants share x, y, gy and gx (LoRA reads x and writes gx last), so
+                // without it whichever variant follows another would find part of its data in cache.
+                variants[v]();
                 var t0 = Stopwatch.GetTimestamp();
                 for (var k = 0; k < inner[v]; k++) variants[v]();
                 samples[v][i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds / inner[v];

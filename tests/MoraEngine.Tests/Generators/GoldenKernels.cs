@@ -15,3 +15,7 @@ using MoraEngine.Adapters;
 [assembly: MoraKernel(InFeatures = 20, OutFeatures = 37, Rank = 2, Type = MoraType.Sharing)]
 [assembly: MoraKernel(InFeatures = 37, OutFeatures = 20, Rank = 2, Type = MoraType.Rope)]
 [assembly: MoraKernel(InFeatures = 23, OutFeatures = 61, Rank = 1, Type = MoraType.Interleave)]
+// Tilings written tile by tile: r̂ 64 held in registers with a partial last tile (out 312 = 4·64 + 56, in 200 = 3·64 + 8),
+// and r̂ 379 (≥ 256, not a whole number of vectors) with a partial last tile of 221.
+[assembly: MoraKernel(InFeatures = 200, OutFeatures = 312, Rank = 8, Type = MoraType.Sharing)]
+[assembly: MoraKernel(InFeatures = 600, OutFeatures = 600, Rank = 120, Type = MoraType.Sharing)]
