@@ -46,7 +46,7 @@ internal static class UuidCommand
         var restartEvery = new Option<int>("--restart-every") { Description = "Steps between ReLoRA/ReMoRA restarts.", DefaultValueFactory = _ => d.RestartEvery };
         var warmup = new Option<int>("--warmup") { Description = "Warm-up steps (then cosine decay to a tenth).", DefaultValueFactory = _ => d.Warmup };
         var seed = new Option<ulong>("--seed") { Description = "Seed for the pairs, the weights and the data order.", DefaultValueFactory = _ => d.Seed };
-        var device = new Option<string>("--device") { Description = "auto or cpu.", DefaultValueFactory = _ => d.Device };
+        var device = new Option<string>("--device") { Description = "auto (CUDA when a CUDA device works, else the CPU), cpu, cuda or cuda:N.", DefaultValueFactory = _ => d.Device };
         var outDir = new Option<string?>("--out") { Description = "Results directory (default runs/uuid-TIMESTAMP)." };
         var cacheDir = new Option<string>("--cache-dir") { Description = "Where base models are cached, keyed by their settings.", DefaultValueFactory = _ => d.CacheDir! };
         var noCache = new Option<bool>("--no-cache") { Description = "Always run the format stage; write no cache." };

@@ -88,6 +88,7 @@ public static class UuidExperiment
         }
         if (s.FormatSteps > 0)
         {
+            model.To(UuidSettings.ResolveDevice(s.Device));
             var opt = new AdamW(model.TrainableParameters(), s.FormatLr, weightDecay: 0.1f);
             var schedule = new WarmupCosineLr(s.FormatLr, Math.Min(s.Warmup, s.FormatSteps), s.FormatSteps, s.FormatLr * 0.1f);
             var trainer = new Trainer(model, opt, schedule, new FreshUuidSource(s.Seed + 1),
@@ -127,6 +128,7 @@ public static class UuidExperiment
                 Seed = s.Seed + 3,
             });
         }
+        model.To(UuidSettings.ResolveDevice(s.Device));   // adapters first, then the device, then the optimizer
         var trainable = model.TrainableParameterCount();
         // No weight decay: the task is to store the pairs, and decay would pull every method towards the base.
         var opt = new AdamW(model.TrainableParameters(), lr, weightDecay: 0f);

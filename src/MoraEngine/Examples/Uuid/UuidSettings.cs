@@ -208,7 +208,7 @@ public sealed record UuidSettings
 
     public ulong Seed { get; init; } = 1;
 
-    /// <summary><c>auto</c> or <c>cpu</c>.</summary>
+    /// <summary><c>auto</c> (CUDA when a CUDA device works, else the CPU), <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "auto";
 
     /// <summary>Where the format stage's checkpoints are cached; null disables the cache.</summary>
@@ -247,13 +247,18 @@ public sealed record UuidSettings
             }
     }
 
-    /// <summary>The device for a <c>--device</c> value: <c>auto</c> and <c>cpu</c> mean the CPU for now.</summary>
-    public static Device ResolveDevice(string name) => name.Trim().ToLowerInvariant() switch
+    /// <summary>The device for a <c>--device</c> value (see <see cref="Devices.Parse(string)"/>).</summary>
+    public static Device ResolveDevice(string name)
     {
-        "auto" or "cpu" => MoraEngine.Device.Cpu,
-        "gpu" or "cuda" => throw new ArgumentException($"--device {name}: no GPU backend in this build yet (use auto or cpu)."),
-        _ => throw new ArgumentException($"Unknown --device '{name}' (known: auto, cpu)."),
-    };
+        try
+        {
+            return Devices.Parse(name);
+        }
+        catch (Exception e) when (e is not ArgumentException)
+        {
+            throw new ArgumentException($"--device {name}: {e.Message}", e);
+        }
+    }
 
     /// <summary>The model: GPT-2 style with the UUID vocabulary and a context of one row.</summary>
     public Nn.ModelConfig ModelConfig => new()
