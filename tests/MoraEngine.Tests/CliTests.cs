@@ -56,6 +56,22 @@ public class CliTests
     }
 
     [Fact]
+    public void BenchOps_Json_TimesEveryOp()
+    {
+        var (code, output) = Run("bench", "ops", "--config", "tiny", "--batch", "2", "--repeats", "1", "--device", "cpu", "--json");
+        Assert.Equal(0, code);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(10, lines.Length);
+        foreach (var line in lines)
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(line);
+            Assert.Equal("ops", doc.RootElement.GetProperty("benchmark").GetString());
+            Assert.True(doc.RootElement.GetProperty("ms").GetDouble() > 0);
+        }
+        Assert.Contains("mora type 6", output);
+    }
+
+    [Fact]
     public void BenchGemm_Json_IsOneObjectPerLine()
     {
         var (code, output) = Run("bench", "gemm", "--size", "64", "96", "--repeats", "1", "--json");

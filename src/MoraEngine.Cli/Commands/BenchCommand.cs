@@ -18,6 +18,7 @@ internal static class BenchCommand
         cmd.Subcommands.Add(Gemm());
         cmd.Subcommands.Add(Step());
         cmd.Subcommands.Add(BenchKernelsCommand.Create());
+        cmd.Subcommands.Add(BenchOpsCommand.Create());
         return cmd;
     }
 
