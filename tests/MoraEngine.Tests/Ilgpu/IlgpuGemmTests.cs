@@ -24,6 +24,9 @@ public class IlgpuGemmTests
             data.Add(2, 68, 140, 20, ta, tb, 4);
             data.Add(1, 100, 124, 600, ta, tb, 0);
         }
+        // MoRA's gM = gŷᵀ·x̂: one partial tile, a very long k, more than 16 slices where the accelerator allows.
+        data.Add(1, 90, 90, 4500, true, false, 0);
+        data.Add(1, 18, 22, 5100, true, false, 1);
         return data;
     }
 
@@ -63,6 +66,8 @@ public class IlgpuGemmTests
         var tc = tcFull.ViewOf(offset, [c0.Length - offset], false);
         var keep = be.ForceTiledGemm;
         be.ForceTiledGemm = true;
+        // Long-k cases: aim for as many groups as a GPU would (264 on an H200), so split-k takes more than 16 slices.
+        if (k >= 3000) be.SplitTargetGroups = 264;
         try
         {
             be.Gemm(batch, m, n, k, alpha, ta_, ta, sA, tb_, tb, sB, beta, tc, sC);
@@ -70,6 +75,7 @@ public class IlgpuGemmTests
         finally
         {
             be.ForceTiledGemm = keep;
+            be.SplitTargetGroups = 0;
         }
         var got = tcFull.ToArray();
 
@@ -79,6 +85,7 @@ public class IlgpuGemmTests
         Assert.Equal(aligned != 0 && (tb ? k : n) % 4 == 0 ? 1 : 0, args.VecB);
         if (args.KSplit == 1) Assert.Equal(aligned != 0 && n % 4 == 0 ? 1 : 0, args.VecC);
         if (k >= 512) Assert.True(args.KSplit > 1, "the k = 600 case should take the split-k path");
+        if (k >= 3000) Assert.True(args.KSplit > 16, "a long-k product should take more than 16 slices");
 
         var tol = 2e-5 * Math.Max(8, Math.Sqrt(k));
         for (var i = 0; i < got.Length; i++)

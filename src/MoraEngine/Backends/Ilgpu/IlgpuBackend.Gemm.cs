@@ -53,8 +53,15 @@ public sealed partial class IlgpuBackend
     /// <summary>The arguments of the last tiled launch (tests check which load and store paths a case takes).</summary>
     internal GemmArgs LastTiledArgs { get; private set; }
 
-    /// <summary>Disables split-k (tests compare both paths).</summary>
-    internal int MaxKSplit { get; set; } = 16;
+    /// <summary>
+    /// The most k slices of one split-k product (1 disables split-k; tests compare both paths). High enough that a
+    /// single-tile product with a very long k (MoRA's gM = gŷᵀ·x̂ over tokens × chunks, r̂ ≤ 128) still fills the GPU:
+    /// the slice count is otherwise bounded by 2 groups per multiprocessor and slices of at least 256.
+    /// </summary>
+    internal int MaxKSplit { get; set; } = 256;
+
+    /// <summary>Groups split-k aims for; 0: two per multiprocessor (tests raise it to reach GPU-sized splits on the CPU accelerator).</summary>
+    internal int SplitTargetGroups { get; set; }
 
     public void Gemm(int batch, int m, int n, int k, float alpha,
         Tensor a, bool transA, long strideA,
@@ -93,7 +100,7 @@ public sealed partial class IlgpuBackend
         var tilesN = (n + TileN - 1) / TileN;
         var tiles = (long)tilesM * tilesN * batch;
         var split = 1;
-        var target = 2L * Math.Max(1, _acc.NumMultiprocessors);
+        var target = SplitTargetGroups > 0 ? SplitTargetGroups : 2L * Math.Max(1, _acc.NumMultiprocessors);
         if (tiles < target && k >= 512 && MaxKSplit > 1)
             split = (int)Math.Min(Math.Min(MaxKSplit, (target + tiles - 1) / tiles), k / 256);
         split = Math.Max(1, split);
@@ -178,8 +185,20 @@ public sealed partial class IlgpuBackend
         int z = idx / plane, rem = idx - z * plane;
         int i = rem / g.N, j = rem - i * g.N;
         // Partial s of batch z lives at ((s·batch + z)·plane + rem).
+        // Four independent loads per step (the sum still runs in slice order, so results do not depend on the unroll).
+        var step = (long)g.Batch * plane;
+        var at = (long)z * plane + rem;
         var sum = 0f;
-        for (var s = 0; s < g.KSplit; s++) sum += ws[((long)s * g.Batch + z) * plane + rem];
+        var s = 0;
+        for (; s + 4 <= g.KSplit; s += 4, at += 4 * step)
+        {
+            float w0 = ws[at], w1 = ws[at + step], w2 = ws[at + 2 * step], w3 = ws[at + 3 * step];
+            sum += w0;
+            sum += w1;
+            sum += w2;
+            sum += w3;
+        }
+        for (; s < g.KSplit; s++, at += step) sum += ws[at];
         var co = BatchOffset(z, g.BatchInner, g.StrideC, g.StrideC2) + (long)i * g.Ldc + j;
         var v = g.Alpha * sum;
         if (g.Beta != 0f) v += g.Beta * c[co];
