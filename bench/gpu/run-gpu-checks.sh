@@ -8,6 +8,7 @@
 #    GEMM/attention ones) and tiny training runs whose losses must match the CPU's
 # 3. `mora bench gemm --device cuda --size 4096 8192 --json`
 # 4. `mora bench step --device cuda --config small-gpu --batch 64 --json` for fft, lora r=8, mora type 1 and type 6 r=8
+# 5. `mora bench kernels --device cuda --json`: generated vs generic MoRA device kernels, MoRA vs LoRA per layer shape
 # Every step has a time limit and writes its output to RESULTS_DIR; summary.md collects the numbers.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,6 +36,7 @@ step step-fft 55 bash .gpu/run.sh mora bench step --device cuda --config small-g
 step step-lora 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method lora --rank 8 --json
 step step-mora1 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 1 --json
 step step-mora6 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 6 --json
+step kernels 90 bash .gpu/run.sh mora bench kernels --device cuda --json
 
 {
   echo "# GPU check $(cat "$out/date.txt")"
@@ -50,6 +52,7 @@ step step-mora6 55 bash .gpu/run.sh mora bench step --device cuda --config small
   for f in fft lora mora1 mora6; do
     grep -h '"benchmark":"step"' "$out/step-$f.txt" 2>/dev/null | sed -E 's/.*"method":"([a-z]+)".*"rank":([0-9a-z]+),"mora_type":([0-9a-z]+).*"ms_per_step":([0-9.]+),"min_ms":([0-9.]+).*/| step small-gpu \1 r=\2 type=\3 | \4 ms (min \5) |/'
   done
+  grep -h '"benchmark":"kernels"' "$out/kernels.txt" 2>/dev/null | sed -E 's/.*"in":([0-9]+),"out":([0-9]+),"rank":([0-9]+),"mora_type":([0-9]+).*"kernels_generic_us":([0-9.]+),"kernels_specialised_us":([0-9.]+),"kernel_speedup":([0-9.]+),"mora_over_lora":([0-9.]+).*/| kernels \1→\2 type \4 | compress+decompress \5 → \6 µs (\7×), MoRA\/LoRA \8 |/'
   echo
   echo "Reference (issue): PyTorch 2.11 eager fp32 on an H200: FFT 24.1 ms (TF32 15.1), LoRA 23.6, MoRA type 1 28.0,"
   echo "MoRA type 6 39.1 ms per step. Targets: LoRA <= 24 ms, MoRA type 6 <= 1.3x our LoRA. Copy this table with the"

@@ -23,6 +23,9 @@ namespace MoraEngine.Generators
         public (int, int, int, int) Key => (In, Out, RHat, Type);
     }
 
+    /// <summary>Where generated code goes and whether it can include ILGPU kernels.</summary>
+    internal sealed record EmitTarget(string Namespace, bool Device);
+
     /// <summary>A validated request for kernels: a layer shape, a LoRA rank and a type, with where it came from.</summary>
     internal sealed record KernelRequest(int In, int Out, int LoraRank, int Type, string Source);
 

@@ -18,7 +18,7 @@ namespace MoraEngine.Generators
     /// <item>a <em>rotation</em>: RoPE rotate-half of one chunk with the cos/sin tables as static readonly data.</item>
     /// </list>
     /// </summary>
-    internal static class MoraKernelEmitter
+    internal static partial class MoraKernelEmitter
     {
         public static string TypeName(int type) => type switch
         {
@@ -73,7 +73,8 @@ namespace MoraEngine.Generators
             return w.ToString();
         }
 
-        public static string EmitKernels(KernelSpec spec, string ns) => new KernelWriter(spec, ns).Write();
+        /// <param name="device">Also emit the ILGPU kernels (the compilation references ILGPU and IMoraDeviceKernels).</param>
+        public static string EmitKernels(KernelSpec spec, string ns, bool device = true) => new KernelWriter(spec, ns, device).Write();
 
         private enum Mode
         {
@@ -102,19 +103,21 @@ namespace MoraEngine.Generators
             public int Count { get; }
         }
 
-        private sealed class KernelWriter
+        private sealed partial class KernelWriter
         {
             private readonly KernelSpec _s;
             private readonly string _ns;
+            private readonly bool _device;
             private readonly CodeWriter _w = new();
             private readonly int I, O, R, G, F, TL, P, H, AC, AW;
             private readonly bool _rope;
             private int _vw; // vector width of the row kernel being written: 16 or 8
 
-            public KernelWriter(KernelSpec spec, string ns)
+            public KernelWriter(KernelSpec spec, string ns, bool device)
             {
                 _s = spec;
                 _ns = ns;
+                _device = device;
                 I = spec.In;
                 O = spec.Out;
                 R = spec.RHat;
@@ -141,6 +144,7 @@ namespace MoraEngine.Generators
                 w.Line("using System.Runtime.CompilerServices;");
                 w.Line("using System.Runtime.InteropServices;");
                 w.Line("using System.Runtime.Intrinsics;");
+                if (_device) w.Line("using ILGPU;");
                 w.Line("using MoraEngine.Adapters;");
                 w.Line("using static MoraEngine.Adapters.MoraKernelSimd;");
                 w.Line();
@@ -150,7 +154,7 @@ namespace MoraEngine.Generators
                 w.Line($"    /// f_comp / f_decomp of MoRA type {type} for a {I} → {O} layer with r̂ = {R}: {Describe()}");
                 w.Line("    /// Equal to the generic CpuBackend kernels (the reference and fallback) up to float rounding order.");
                 w.Line("    /// </summary>");
-                w.Line($"    internal sealed class {ClassName(_s)} : IMoraKernels");
+                w.Line($"    internal sealed class {ClassName(_s)} : IMoraKernels{(_device ? ", IMoraDeviceKernels" : "")}");
                 w.Line("    {");
                 WriteBody();
                 w.Line("    }");
@@ -247,6 +251,7 @@ namespace MoraEngine.Generators
                 Ln();
                 WriteEntry("DecompressBackward", "ReadOnlySpan<float> gy, Span<float> gyhat, int rows, int chunks", "gy", "gyhat", "Out",
                     "width", "chunks", 0, row => WriteDecompressBackward(), "ref float gy, ref float gyhat, int chunks");
+                if (_device) WriteDevice();
             }
 
             private void WriteTables()

@@ -21,6 +21,10 @@ namespace MoraEngine.Generators
         public const string ConfigsStep = "MoraKernelConfigs";
         public const string SpecsStep = "MoraKernelSpecs";
 
+        /// <summary>ILGPU kernels are emitted when the compilation sees both of these (MoraEngine and ILGPU referenced).</summary>
+        internal const string DeviceInterfaceName = "MoraEngine.Adapters.IMoraDeviceKernels";
+        internal const string IlgpuViewName = "ILGPU.ArrayView`1";
+
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
             var fromAttributes = context.SyntaxProvider
@@ -53,14 +57,18 @@ namespace MoraEngine.Generators
                 .Select(static (pair, _) => Merge(pair.Left.Concat(pair.Right)))
                 .WithTrackingName(SpecsStep);
 
-            var ns = context.CompilationProvider.Select(static (c, _) => MoraKernelEmitter.Namespace(c.AssemblyName));
+            // Plain values from the compilation, so a source edit re-runs nothing downstream unless they change.
+            var target = context.CompilationProvider.Select(static (c, _) => new EmitTarget(
+                MoraKernelEmitter.Namespace(c.AssemblyName),
+                c.GetTypeByMetadataName(DeviceInterfaceName) != null && c.GetTypeByMetadataName(IlgpuViewName) != null));
 
-            context.RegisterSourceOutput(specs.SelectMany(static (s, _) => s.AsArray().ToImmutableArray()).Combine(ns),
-                static (spc, pair) => spc.AddSource(MoraKernelEmitter.HintName(pair.Left), MoraKernelEmitter.EmitKernels(pair.Left, pair.Right)));
+            context.RegisterSourceOutput(specs.SelectMany(static (s, _) => s.AsArray().ToImmutableArray()).Combine(target),
+                static (spc, pair) => spc.AddSource(MoraKernelEmitter.HintName(pair.Left),
+                    MoraKernelEmitter.EmitKernels(pair.Left, pair.Right.Namespace, pair.Right.Device)));
 
-            context.RegisterSourceOutput(specs.Combine(ns), static (spc, pair) =>
+            context.RegisterSourceOutput(specs.Combine(target), static (spc, pair) =>
             {
-                if (pair.Left.Count > 0) spc.AddSource("MoraKernelRegistration.g.cs", MoraKernelEmitter.EmitRegistration(pair.Left, pair.Right));
+                if (pair.Left.Count > 0) spc.AddSource("MoraKernelRegistration.g.cs", MoraKernelEmitter.EmitRegistration(pair.Left, pair.Right.Namespace));
             });
         }
 

@@ -15,9 +15,10 @@ internal static class BenchKernelsCommand
         var rank = new Option<int>("--rank") { Description = "LoRA rank r (MoRA's r̂ matches its parameter budget).", DefaultValueFactory = _ => 8 };
         var repeats = new Option<int>("--repeats") { Description = "Timed rounds (medians are reported).", DefaultValueFactory = _ => 9 };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
+        var device = CliDevice.Option();
         var cmd = new Command("kernels",
-            "Microseconds for forward + backward of the MoRA adapter path with generic and generated (specialised) kernels, and of LoRA at the same budget, for (512, 2048), (1024, 1024) and (256, 1024), types 1 and 6.")
-            { tokens, rank, repeats, json };
+            "Microseconds for forward + backward of the MoRA adapter path with generic and generated (specialised) kernels, and of LoRA at the same budget, for (512, 2048), (1024, 1024) and (256, 1024), types 1 and 6, on the CPU or a GPU.")
+            { tokens, rank, repeats, json, device };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var t = r.GetValue(tokens);
@@ -27,10 +28,12 @@ internal static class BenchKernelsCommand
             if (rk <= 0) throw new ArgumentException($"--rank must be positive, got {rk}.");
             if (n <= 0) throw new ArgumentException($"--repeats must be positive, got {n}.");
             var asJson = r.GetValue(json);
+            var dev = CliDevice.Resolve(r.GetValue(device)!);
+            if (!asJson) AnsiConsole.MarkupLine($"[grey]{Markup.Escape(Devices.Describe(dev))}[/]");
             foreach (var (i, o) in MoraKernelBench.DefaultShapes)
                 foreach (var type in MoraKernelBench.DefaultTypes)
                 {
-                    var res = MoraKernelBench.Measure(i, o, rk, type, t, n);
+                    var res = MoraKernelBench.Measure(i, o, rk, type, t, n, dev);
                     if (asJson)
                         Console.WriteLine(JsonSerializer.Serialize(new
                         {
@@ -39,12 +42,17 @@ internal static class BenchKernelsCommand
                             lora_us = Math.Round(res.LoraUs, 1), r_hat = res.RHat, specialised = res.Specialised,
                             kernels_generic_us = Math.Round(res.GenericKernelsUs, 1), kernels_specialised_us = Math.Round(res.SpecialisedKernelsUs, 1),
                             kernel_speedup = Math.Round(res.KernelSpeedup, 2), mora_over_lora = Math.Round(res.MoraOverLora, 2),
+                            kernels_hot_generic_us = Math.Round(res.GenericHotKernelsUs, 1),
+                            kernels_hot_specialised_us = Math.Round(res.SpecialisedHotKernelsUs, 1),
+                            hot_kernel_speedup = Math.Round(res.HotKernelSpeedup, 2),
+                            kernels_specialised_gbps = Math.Round(res.SpecialisedGBps, 1), device = dev.Name,
                         }));
                     else
                         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                             $"kernels {i}→{o} r={rk} (r̂ {res.RHat}) type {(int)type}{(res.Specialised ? "" : " [yellow](no specialisation loaded)[/]")}: " +
                             $"MoRA generic [bold]{res.GenericUs:F0}[/] µs, specialised [bold]{res.SpecialisedUs:F0}[/] µs, LoRA [bold]{res.LoraUs:F0}[/] µs; " +
-                            $"compress+decompress {res.GenericKernelsUs:F0} → {res.SpecialisedKernelsUs:F0} µs ({res.KernelSpeedup:F2}×), MoRA/LoRA {res.MoraOverLora:F2}"));
+                            $"compress+decompress {res.GenericKernelsUs:F0} → {res.SpecialisedKernelsUs:F0} µs ({res.KernelSpeedup:F2}×, {res.SpecialisedGBps:F0} GB/s), " +
+                            $"each alone in cache {res.GenericHotKernelsUs:F0} → {res.SpecialisedHotKernelsUs:F0} µs ({res.HotKernelSpeedup:F2}×), MoRA/LoRA {res.MoraOverLora:F2}"));
                 }
             return 0;
         }));

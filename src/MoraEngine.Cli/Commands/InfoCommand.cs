@@ -46,7 +46,7 @@ internal static class InfoCommand
             : loaded.Count > 0 && !loaded[0].IsAccelerated ? "not accelerated on this CPU: generic kernels only"
             : "specialised kernels in use for these shapes, generic for the rest";
         yield return $"{loaded.Count} specialisations loaded; {state}";
-        foreach (var k in loaded) yield return $"{k.In} → {k.Out}, r̂ {k.RHat}, type {(int)k.Type} {k.Type}";
+        foreach (var k in loaded) yield return $"{k.In} → {k.Out}, r̂ {k.RHat}, type {(int)k.Type} {k.Type}{(k.Device != null ? " (cpu, ilgpu)" : " (cpu)")}";
     }
 
     internal static IEnumerable<string> Devices()

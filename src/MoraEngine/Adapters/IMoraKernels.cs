@@ -16,6 +16,9 @@ public interface IMoraKernels
     /// <summary>Whether the SIMD code these kernels need runs in hardware here (if not, the generic kernels are used).</summary>
     bool IsAccelerated { get; }
 
+    /// <summary>The same operations as ILGPU kernels, or null when none were generated (the generic ones run then).</summary>
+    IMoraDeviceKernels? Device => null;
+
     /// <summary>xc = f_comp(x) per row: x [rows, in] → xc [rows, chunks·r̂].</summary>
     void Compress(ReadOnlySpan<float> x, Span<float> xc, int rows, int chunks);
 

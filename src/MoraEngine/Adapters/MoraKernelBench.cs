@@ -14,12 +14,24 @@ internal static class MoraKernelBench
 
     public static readonly MoraType[] DefaultTypes = [MoraType.Sharing, MoraType.Rope];
 
-    /// <summary>Median microseconds of one forward + backward (<c>*Kernels*</c>: compress and decompress only).</summary>
+    /// <summary>
+    /// Median microseconds of one forward + backward (<c>*Kernels*</c>: compress and decompress only, run in sequence
+    /// as a training step runs them; <c>*HotKernels*</c>: the sum of the four timed one at a time, each repeated on
+    /// the same buffers, so its operands stay in cache as far as they fit). <see cref="KernelBytes"/> is what the four
+    /// kernels must read and write at least, so <c>KernelBytes / time</c> is the memory throughput they reach.
+    /// </summary>
     public sealed record Result(int In, int Out, int Rank, MoraType Type, int RHat, int Tokens, bool Specialised,
-        double GenericUs, double SpecialisedUs, double LoraUs, double GenericKernelsUs, double SpecialisedKernelsUs)
+        double GenericUs, double SpecialisedUs, double LoraUs, double GenericKernelsUs, double SpecialisedKernelsUs,
+        double GenericHotKernelsUs, double SpecialisedHotKernelsUs, long KernelBytes)
     {
-        /// <summary>Generic / specialised time of compress + decompress, forward + backward.</summary>
+        /// <summary>Generic / specialised time of compress + decompress, forward + backward, in sequence.</summary>
         public double KernelSpeedup => GenericKernelsUs / SpecialisedKernelsUs;
+
+        /// <summary>Generic / specialised time of the four kernels, each timed alone with its operands in cache.</summary>
+        public double HotKernelSpeedup => GenericHotKernelsUs / SpecialisedHotKernelsUs;
+
+        /// <summary>GB/s the specialised kernels move in sequence (<see cref="KernelBytes"/> over their time).</summary>
+        public double SpecialisedGBps => KernelBytes / (SpecialisedKernelsUs * 1e3);
 
         /// <summary>The whole specialised MoRA path (compress, M, decompress) over LoRA's two small matmuls.</summary>
         public double MoraOverLora => SpecialisedUs / LoraUs;
@@ -32,8 +44,9 @@ internal static class MoraKernelBench
         private readonly int _tokens, _r, _rows, _lr, _in, _out;
         private readonly Tensor _x, _xc, _yhat, _y, _gy, _gyhat, _gxc, _gx, _m, _gm, _a, _b, _h, _gh, _ga, _gb;
 
-        public Layer(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, ulong seed = 1)
+        public Layer(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, ulong seed = 1, Device? device = null)
         {
+            device ??= Device.Cpu;
             var rHat = MoraOperator.RankHat(inFeatures, outFeatures, rank, type);
             Fast = new MoraOperator(inFeatures, outFeatures, rHat, type);
             Generic = new MoraOperator(inFeatures, outFeatures, rHat, type, specialise: false);
@@ -44,27 +57,43 @@ internal static class MoraKernelBench
             _out = outFeatures;
             _rows = tokens * Fast.ActiveChunks;
             var rng = new Rng(seed);
-            _x = Tensor.RandN(rng, 1f, tokens, inFeatures);
-            _gy = Tensor.RandN(rng, 1f, tokens, outFeatures);
-            _y = Tensor.Zeros(tokens, outFeatures);
-            _gx = Tensor.Zeros(tokens, inFeatures);
-            _xc = Tensor.Zeros(_rows, rHat);
-            _yhat = Tensor.Zeros(_rows, rHat);
-            _gyhat = Tensor.Zeros(_rows, rHat);
-            _gxc = Tensor.Zeros(_rows, rHat);
-            _m = Tensor.RandN(rng, 0.05f, rHat, rHat);
-            _gm = Tensor.Zeros(rHat, rHat);
-            _a = Tensor.RandN(rng, 0.05f, rank, inFeatures);
-            _b = Tensor.RandN(rng, 0.05f, outFeatures, rank);
-            _h = Tensor.Zeros(tokens, rank);
-            _gh = Tensor.Zeros(tokens, rank);
-            _ga = Tensor.Zeros(rank, inFeatures);
-            _gb = Tensor.Zeros(outFeatures, rank);
+            _x = Tensor.RandN(rng, 1f, tokens, inFeatures).To(device);
+            _gy = Tensor.RandN(rng, 1f, tokens, outFeatures).To(device);
+            _y = Tensor.Zeros(tokens, outFeatures).To(device);
+            _gx = Tensor.Zeros(tokens, inFeatures).To(device);
+            _xc = Tensor.Zeros(_rows, rHat).To(device);
+            _yhat = Tensor.Zeros(_rows, rHat).To(device);
+            _gyhat = Tensor.Zeros(_rows, rHat).To(device);
+            _gxc = Tensor.Zeros(_rows, rHat).To(device);
+            _m = Tensor.RandN(rng, 0.05f, rHat, rHat).To(device);
+            _gm = Tensor.Zeros(rHat, rHat).To(device);
+            _a = Tensor.RandN(rng, 0.05f, rank, inFeatures).To(device);
+            _b = Tensor.RandN(rng, 0.05f, outFeatures, rank).To(device);
+            _h = Tensor.Zeros(tokens, rank).To(device);
+            _gh = Tensor.Zeros(tokens, rank).To(device);
+            _ga = Tensor.Zeros(rank, inFeatures).To(device);
+            _gb = Tensor.Zeros(outFeatures, rank).To(device);
             _be = _x.Device.Backend;
         }
 
         public MoraOperator Fast { get; }
         public MoraOperator Generic { get; }
+
+        /// <summary>Bytes the four kernels read and write at the least (f32): x → x̂, ŷ → y (read and written), gy → gŷ, gx̂ → gx.</summary>
+        public long KernelBytes => 4L * _tokens * ((_in + _r * Fast.ActiveChunks) * 2 + _r * Fast.ActiveChunks * 2 + _out * 3);
+
+        /// <summary>One of the four kernels alone (0 compress, 1 decompress-add, 2 decompress backward, 3 compress backward).</summary>
+        public void Kernel(MoraOperator op, int which)
+        {
+            var c = op.ActiveChunks;
+            switch (which)
+            {
+                case 0: _be.MoraCompress(op, _x, _xc, _tokens, c); break;
+                case 1: _be.MoraDecompressAdd(op, _yhat, _y, _tokens, c); break;
+                case 2: _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c); break;
+                default: _be.MoraCompressBackward(op, _gxc, _gx, _tokens, c, false); break;
+            }
+        }
 
         /// <summary>Compress and decompress, forward and backward: the part the generator specialises.</summary>
         public void Kernels(MoraOperator op)
@@ -107,25 +136,34 @@ internal static class MoraKernelBench
     /// from other processes on the machine hits them alike. Each timing follows one untimed call of the same variant
     /// (so each starts from its own cache state) and repeats its call enough to last ≥ ~2 ms.
     /// </summary>
-    public static Result Measure(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, int repeats)
+    public static Result Measure(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, int repeats, Device? device = null)
     {
-        var layer = new Layer(inFeatures, outFeatures, rank, type, tokens);
-        Action[] variants =
-        [
+        device ??= Device.Cpu;
+        var layer = new Layer(inFeatures, outFeatures, rank, type, tokens, device: device);
+        var variants = new List<Action>
+        {
             () => layer.Mora(layer.Generic),
             () => layer.Mora(layer.Fast),
             layer.Lora,
             () => layer.Kernels(layer.Generic),
             () => layer.Kernels(layer.Fast),
-        ];
+        };
+        for (var k = 0; k < 4; k++)
+        {
+            var which = k;
+            variants.Add(() => layer.Kernel(layer.Generic, which));
+            variants.Add(() => layer.Kernel(layer.Fast, which));
+        }
+        var sync = () => Devices.Synchronize(device);
         // Warm up round-robin, so no variant is timed while another's code is still being recompiled: every call
         // site must pass tiered JIT's call counting (30 calls) and its 100 ms quiet period, and the tier-1 code is
         // compiled on a background thread that competes for the same two cores. Then size each timing to ≥ ~2 ms.
         var warm = Stopwatch.GetTimestamp();
         for (var n = 0; n < 40 || Stopwatch.GetElapsedTime(warm).TotalMilliseconds < 400; n++)
             foreach (var v in variants) v();
-        var inner = new int[variants.Length];
-        for (var v = 0; v < variants.Length; v++)
+        sync();
+        var inner = new int[variants.Count];
+        for (var v = 0; v < variants.Count; v++)
         {
             var t0 = Stopwatch.GetTimestamp();
             var n = 0;
@@ -133,24 +171,35 @@ internal static class MoraKernelBench
             {
                 variants[v]();
                 n++;
+                if (n % 8 == 0) sync();
             } while (n < 5 || Stopwatch.GetElapsedTime(t0).TotalMilliseconds < 20);
+            sync();
             inner[v] = (int)Math.Clamp(2.0 / (Stopwatch.GetElapsedTime(t0).TotalMilliseconds / n), 1, 1000);
         }
-        var samples = new double[variants.Length][];
-        for (var v = 0; v < variants.Length; v++) samples[v] = new double[repeats];
+        var samples = new double[variants.Count][];
+        for (var v = 0; v < variants.Count; v++) samples[v] = new double[repeats];
         for (var i = 0; i < repeats; i++)
-            for (var v = 0; v < variants.Length; v++)
+            for (var v = 0; v < variants.Count; v++)
             {
                 // One untimed call first: the variants share x, y, gy and gx (LoRA reads x and writes gx last), so
                 // without it whichever variant follows another would find part of its data in cache.
                 variants[v]();
+                sync();
                 var t0 = Stopwatch.GetTimestamp();
                 for (var k = 0; k < inner[v]; k++) variants[v]();
+                sync();
                 samples[v][i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds / inner[v];
             }
         var med = samples.Select(Median).ToArray();
-        return new Result(inFeatures, outFeatures, rank, type, layer.Fast.RHat, tokens, layer.Fast.Kernels != null,
-            med[0], med[1], med[2], med[3], med[4]);
+        double hotGeneric = 0, hotFast = 0;
+        for (var k = 0; k < 4; k++)
+        {
+            hotGeneric += med[5 + 2 * k];
+            hotFast += med[6 + 2 * k];
+        }
+        var specialised = device.Backend is Backends.Ilgpu.IlgpuBackend ? layer.Fast.DeviceKernels != null : layer.Fast.Kernels != null;
+        return new Result(inFeatures, outFeatures, rank, type, layer.Fast.RHat, tokens, specialised,
+            med[0], med[1], med[2], med[3], med[4], hotGeneric, hotFast, layer.KernelBytes);
     }
 
     private static double Median(double[] xs)

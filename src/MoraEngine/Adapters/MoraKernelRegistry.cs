@@ -29,6 +29,17 @@ public static class MoraKernelRegistry
             return Kernels.TryGetValue((inFeatures, outFeatures, rHat, type), out var k) && k.IsAccelerated ? k : null;
     }
 
+    /// <summary>
+    /// The ILGPU kernels of a shape, or null (none registered, none generated for it, or the registry is off). Unlike
+    /// <see cref="Find"/> this does not depend on the CPU's SIMD support.
+    /// </summary>
+    public static IMoraDeviceKernels? FindDevice(int inFeatures, int outFeatures, int rHat, MoraType type)
+    {
+        if (!Enabled) return null;
+        lock (Gate)
+            return Kernels.TryGetValue((inFeatures, outFeatures, rHat, type), out var k) ? k.Device : null;
+    }
+
     /// <summary>Every registered specialisation, ordered by (in, out, r̂, type).</summary>
     public static IReadOnlyList<IMoraKernels> Loaded
     {

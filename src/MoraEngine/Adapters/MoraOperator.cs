@@ -83,7 +83,13 @@ public sealed class MoraOperator
             _ropeCos = _ropeSin = [];
         }
         Kernels = specialise ? MoraKernelRegistry.Find(inFeatures, outFeatures, rHat, type) : null;
+        DeviceKernels = specialise ? MoraKernelRegistry.FindDevice(inFeatures, outFeatures, rHat, type) : null;
     }
+
+    /// <summary>
+    /// The generated ILGPU kernels specialised to this shape, or null: the ILGPU backend then runs its generic kernels.
+    /// </summary>
+    public IMoraDeviceKernels? DeviceKernels { get; }
 
     /// <summary>
     /// The generated kernels specialised to this shape, found in <see cref="MoraKernelRegistry"/> at construction, or

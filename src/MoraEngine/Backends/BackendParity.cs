@@ -163,6 +163,9 @@ internal static class BackendParity
             list.Add(($"mora-{(int)t}-in37-out29", false, c => Mora(c, t, 37, 29, t == MoraType.Rope ? 6 : 5)));
             list.Add(($"mora-{(int)t}-in24-out50", false, c => Mora(c, t, 24, 50, t == MoraType.Rope ? 8 : 7)));
         }
+        // Every generated device specialisation (the library's, and in tests the test assembly's awkward shapes).
+        foreach (var k in MoraKernelRegistry.Loaded.Where(k => k.Device != null))
+            list.Add(($"mora-specialised-{k.In}x{k.Out}-r{k.RHat}-{(int)k.Type}", false, c => MoraSpecialised(c, k)));
         list.Add(("adamw", false, AdamW));
         list.Add(("sgd", false, Sgd));
         return list.ToArray();
@@ -528,6 +531,41 @@ internal static class BackendParity
             c.Both((be, t) => be.MoraDecompressBackward(op, t(y), t(gyhat), rows, chunks));
             c.Check($"decompress backward chunks {chunks}", gyhat, 1e-5);
         }
+    }
+
+    /// <summary>
+    /// The generated device kernels of one shape against the generic CPU kernels: the device runs an operator that
+    /// uses them, the CPU one that does not.
+    /// </summary>
+    private static void MoraSpecialised(Ctx c, IMoraKernels kernels)
+    {
+        var fast = new MoraOperator(kernels.In, kernels.Out, kernels.RHat, kernels.Type);
+        var reference = new MoraOperator(kernels.In, kernels.Out, kernels.RHat, kernels.Type, specialise: false);
+        if (fast.DeviceKernels == null)
+            throw new InvalidOperationException($"{fast}: no device kernels found (MORA_GENERIC_KERNELS=1?), nothing to check.");
+        if (c.Ilgpu is { UseSpecialisedMoraKernels: false })
+            throw new InvalidOperationException("The backend has specialised MoRA kernels turned off, nothing to check.");
+        MoraOperator Op(IBackend be) => ReferenceEquals(be, MoraEngine.Device.Cpu.Backend) ? reference : fast;
+        const int rows = 3;
+        var chunks = fast.DeviceKernels.Chunks;
+        var w = chunks * kernels.RHat;
+        var x = c.Rand(rows, kernels.In);
+        var xc = c.Rand(rows, w);
+        c.Both((be, t) => be.MoraCompress(Op(be), t(x), t(xc), rows, chunks));
+        c.Check("compress", xc, 1e-5);
+        foreach (var acc in new[] { false, true })
+        {
+            var gx = c.Rand(rows, kernels.In);
+            c.Both((be, t) => be.MoraCompressBackward(Op(be), t(xc), t(gx), rows, chunks, acc));
+            c.Check($"compress backward acc {acc}", gx, 1e-5);
+        }
+        var yhat = c.Rand(rows, w);
+        var y = c.Rand(rows, kernels.Out);
+        c.Both((be, t) => be.MoraDecompressAdd(Op(be), t(yhat), t(y), rows, chunks));
+        c.Check("decompress add", y, 1e-5);
+        var gyhat = c.Rand(rows, w);
+        c.Both((be, t) => be.MoraDecompressBackward(Op(be), t(y), t(gyhat), rows, chunks));
+        c.Check("decompress backward", gyhat, 1e-5);
     }
 
     private static void AdamW(Ctx c)

@@ -20,10 +20,13 @@ internal static class GeneratorHarness
             .ToArray();
     });
 
-    public static CSharpCompilation Compilation(string source, string assemblyName = "Sample") =>
+    private static readonly Lazy<MetadataReference> Ilgpu = new(() => MetadataReference.CreateFromFile(typeof(ILGPU.Context).Assembly.Location));
+
+    /// <summary>A compilation referencing the framework and MoraEngine, and ILGPU unless <paramref name="ilgpu"/> is false.</summary>
+    public static CSharpCompilation Compilation(string source, string assemblyName = "Sample", bool ilgpu = true) =>
         CSharpCompilation.Create(assemblyName,
             [CSharpSyntaxTree.ParseText(source, new CSharpParseOptions(LanguageVersion.Latest), path: "Kernels.cs")],
-            References.Value,
+            ilgpu ? References.Value.Append(Ilgpu.Value) : References.Value,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, allowUnsafe: true, nullableContextOptions: NullableContextOptions.Enable));
 
     public static GeneratorDriver Driver(params (string Path, string? Text)[] additionalFiles) =>
@@ -35,9 +38,12 @@ internal static class GeneratorHarness
 
     /// <summary>Generator diagnostics, generated sources by hint name, and the compiler's errors on the whole output.</summary>
     public static (ImmutableArray<Diagnostic> Diagnostics, Dictionary<string, string> Sources, Diagnostic[] CompileErrors) Run(
-        string source, params (string Path, string? Text)[] additionalFiles)
+        string source, params (string Path, string? Text)[] additionalFiles) => Run(Compilation(source), additionalFiles);
+
+    public static (ImmutableArray<Diagnostic> Diagnostics, Dictionary<string, string> Sources, Diagnostic[] CompileErrors) Run(
+        CSharpCompilation compilation, params (string Path, string? Text)[] additionalFiles)
     {
-        var driver = Driver(additionalFiles).RunGeneratorsAndUpdateCompilation(Compilation(source), out var output, out _);
+        var driver = Driver(additionalFiles).RunGeneratorsAndUpdateCompilation(compilation, out var output, out _);
         var result = driver.GetRunResult().Results.Single();
         var sources = result.GeneratedSources.ToDictionary(s => s.HintName, s => s.SourceText.ToString());
         var errors = output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).ToArray();

@@ -28,7 +28,7 @@ public class KernelCliTests
         // `mora info` prints this list in its table (through Spectre.Console, which does not write to Console.Out).
         var lines = MoraEngine.Cli.Commands.InfoCommand.MoraKernels().ToArray();
         Assert.Contains("specialisations loaded", lines[0]);
-        Assert.Contains("512 → 2048, r̂ 143, type 1 Sharing", lines);
+        Assert.Contains("512 → 2048, r̂ 143, type 1 Sharing (cpu, ilgpu)", lines);
         Assert.Equal(MoraEngine.Adapters.MoraKernelRegistry.Loaded.Count + 1, lines.Length);
     }
 

@@ -28,6 +28,21 @@ public class MoraKernelGeneratorTests
     }
 
     [Fact]
+    public void DeviceKernels_AreEmittedOnlyWhenIlgpuIsReferenced()
+    {
+        var source = Usings + Attr(512, 2048, 8, "MoraType.Rope");
+        const string hint = "MoraKernels.512x2048.r142.Rope.g.cs";
+        var (_, with, withErrors) = GeneratorHarness.Run(GeneratorHarness.Compilation(source));
+        var (_, without, withoutErrors) = GeneratorHarness.Run(GeneratorHarness.Compilation(source, ilgpu: false));
+        Assert.Empty(withErrors);
+        Assert.Empty(withoutErrors);
+        Assert.Contains("IMoraDeviceKernels", with[hint]);
+        Assert.Contains("private static void CompressBackwardDevice(Index1D index", with[hint]);
+        Assert.DoesNotContain("IMoraDeviceKernels", without[hint]);
+        Assert.DoesNotContain("ILGPU", without[hint]);
+    }
+
+    [Fact]
     public void Registration_ListsEveryKernelOnce_MatchSnapshot()
     {
         var source = Usings + Attr(512, 2048, 8, "MoraType.Sharing") + Attr(512, 2048, 8, "MoraType.Rope") + Attr(512, 2048, 8, "MoraType.Sharing");

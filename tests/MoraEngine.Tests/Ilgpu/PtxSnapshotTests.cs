@@ -32,6 +32,19 @@ public class PtxSnapshotTests
     }
 
     [Fact]
+    public void Ptx_OfGeneratedMoraKernel_MatchesSnapshot_WithLiteralSizes()
+    {
+        // The generated compression of the 512 → 2048, r̂ = 143 type-1 layer (small-gpu's up projection): every size
+        // is an immediate, and the type's branch is gone.
+        var op = new MoraEngine.Adapters.MoraOperator(512, 2048, 143, MoraEngine.Adapters.MoraType.Sharing);
+        var kernel = op.DeviceKernels?.Compress ?? throw new InvalidOperationException($"{op}: no device kernels.");
+        var ptx = PtxSnapshot.Compile(kernel.Method, false);
+        Assert.Contains(".entry", ptx);
+        Assert.Contains("143", ptx);
+        PtxSnapshot.Verify("ptx-mora-compress-512x2048-r143-sharing", ptx);
+    }
+
+    [Fact]
     public void Ptx_IsStable_AcrossCompilations()
     {
         var mi = typeof(IlgpuBackend).GetMethod("MoraCompressKernel", BindingFlags.NonPublic | BindingFlags.Static)!;

@@ -9,7 +9,9 @@ namespace MoraEngine.Backends.Ilgpu;
 /// MoRA's compression and decompression, one thread per output element, every scatter written as a gather (each
 /// input position sums the compressed slots it feeds, in the CPU backend's order), so nothing needs atomics.
 /// Interleave groups are computed from the closed form (the first in − r̂·⌊in/r̂⌋ groups hold one item more);
-/// the RoPE tables are uploaded once per operator.
+/// the RoPE tables are uploaded once per operator. An operator with generated kernels for its shape
+/// (<see cref="MoraOperator.DeviceKernels"/>) runs those instead, compiled once per accelerator, whenever the compressed
+/// width is the one they were written for; the generic kernels are the reference and the fallback.
 /// </summary>
 public sealed partial class IlgpuBackend
 {
@@ -24,6 +26,40 @@ public sealed partial class IlgpuBackend
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MoraArgs>? _kMoraCompressBack;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, MoraArgs>? _kMoraDecompressAdd;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, MoraArgs>? _kMoraDecompressBack;
+
+    /// <summary>The four generated kernels of one shape, loaded on this accelerator.</summary>
+    private sealed record LoadedMoraKernels(
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> Compress,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> CompressBackward,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> DecompressAdd,
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> DecompressBackward);
+
+    private readonly Dictionary<IMoraDeviceKernels, LoadedMoraKernels> _moraSpecialised = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Whether specialised device kernels run on this backend (false: generic only; for parity tests and benchmarks).</summary>
+    public bool UseSpecialisedMoraKernels { get; set; } = true;
+
+    /// <summary>The operator's generated kernels, loaded here, when they fit a compressed row of <paramref name="chunks"/> chunks; else null.</summary>
+    private LoadedMoraKernels? Specialised(MoraOperator op, int chunks)
+    {
+        if (!UseSpecialisedMoraKernels || op.DeviceKernels is not { } dk || dk.Chunks != chunks) return null;
+        lock (_moraSpecialised)
+        {
+            if (_moraSpecialised.TryGetValue(dk, out var loaded)) return loaded;
+            loaded = new LoadedMoraKernels(Load(dk.Compress), Load(dk.CompressBackward), Load(dk.DecompressAdd), Load(dk.DecompressBackward));
+            _moraSpecialised.Add(dk, loaded);
+            return loaded;
+        }
+
+        Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int> Load(MoraDeviceKernel kernel)
+        {
+            // ILGPU compiles a static method from its IL; a delegate with a target cannot be a kernel.
+            if (kernel.Target != null || !kernel.Method.IsStatic)
+                throw new InvalidOperationException($"MoRA device kernel {kernel.Method.Name} of {op} must be a static method.");
+            var action = kernel.Method.CreateDelegate<Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>>();
+            return _acc.LoadAutoGroupedStreamKernel(action);
+        }
+    }
 
     private static MoraArgs Args(MoraOperator op, int chunks, bool accumulate) => new()
     {
@@ -128,6 +164,11 @@ public sealed partial class IlgpuBackend
     {
         var n = (long)rows * chunks * op.RHat;
         if (n == 0) return;
+        if (Specialised(op, chunks) is { } k)
+        {
+            k.Compress((int)n, V(x), V(xc), MoraTables(op), 0);
+            return;
+        }
         (_kMoraCompress ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MoraArgs>(MoraCompressKernel))(
             (int)n, V(x), V(xc), MoraTables(op), Args(op, chunks, false));
     }
@@ -170,6 +211,11 @@ public sealed partial class IlgpuBackend
     {
         var n = (long)rows * op.In;
         if (n == 0) return;
+        if (Specialised(op, chunks) is { } k)
+        {
+            k.CompressBackward((int)n, V(gxc), V(gx), MoraTables(op), accumulate ? 1 : 0);
+            return;
+        }
         (_kMoraCompressBack ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, MoraArgs>(MoraCompressBackwardKernel))(
             (int)n, V(gxc), V(gx), MoraTables(op), Args(op, chunks, accumulate));
     }
@@ -199,6 +245,11 @@ public sealed partial class IlgpuBackend
     {
         var n = (long)rows * op.Out;
         if (n == 0) return;
+        if (Specialised(op, chunks) is { } k)
+        {
+            k.DecompressAdd((int)n, V(yhat), V(y), MoraTables(op), 0);
+            return;
+        }
         (_kMoraDecompressAdd ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, MoraArgs>(MoraDecompressAddKernel))(
             (int)n, V(yhat), V(y), Args(op, chunks, false));
     }
@@ -232,6 +283,11 @@ public sealed partial class IlgpuBackend
     {
         var n = (long)rows * chunks * op.RHat;
         if (n == 0) return;
+        if (Specialised(op, chunks) is { } k)
+        {
+            k.DecompressBackward((int)n, V(gy), V(gyhat), MoraTables(op), 0);
+            return;
+        }
         (_kMoraDecompressBack ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, MoraArgs>(MoraDecompressBackwardKernel))(
             (int)n, V(gy), V(gyhat), Args(op, chunks, false));
     }
