@@ -40,4 +40,8 @@ public class KernelBenchmarks
 
     [Benchmark]
     public void LoraPath() => _layer.Lora();
+
+    /// <summary>Plain streaming passes over the buffers compress + decompress must read and write: their memory floor.</summary>
+    [Benchmark]
+    public void MemoryFloor() => _layer.Stream();
 }

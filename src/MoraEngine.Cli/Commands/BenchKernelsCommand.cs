@@ -45,13 +45,15 @@ internal static class BenchKernelsCommand
                             kernels_hot_generic_us = Math.Round(res.GenericHotKernelsUs, 1),
                             kernels_hot_specialised_us = Math.Round(res.SpecialisedHotKernelsUs, 1),
                             hot_kernel_speedup = Math.Round(res.HotKernelSpeedup, 2),
-                            kernels_specialised_gbps = Math.Round(res.SpecialisedGBps, 1), device = dev.Name,
+                            kernels_specialised_gbps = Math.Round(res.SpecialisedGBps, 1), stream_gbps = Math.Round(res.StreamGBps, 1),
+                            kernels_floor_us = Math.Round(res.KernelFloorUs, 1), device = dev.Name,
                         }));
                     else
                         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
                             $"kernels {i}→{o} r={rk} (r̂ {res.RHat}) type {(int)type}{(res.Specialised ? "" : " [yellow](no specialisation loaded)[/]")}: " +
                             $"MoRA generic [bold]{res.GenericUs:F0}[/] µs, specialised [bold]{res.SpecialisedUs:F0}[/] µs, LoRA [bold]{res.LoraUs:F0}[/] µs; " +
-                            $"compress+decompress {res.GenericKernelsUs:F0} → {res.SpecialisedKernelsUs:F0} µs ({res.KernelSpeedup:F2}×, {res.SpecialisedGBps:F0} GB/s), " +
+                            $"compress+decompress {res.GenericKernelsUs:F0} → {res.SpecialisedKernelsUs:F0} µs ({res.KernelSpeedup:F2}×; {res.SpecialisedGBps:F0} GB/s, " +
+                            $"memory floor {res.KernelFloorUs:F0} µs at {res.StreamGBps:F0} GB/s), " +
                             $"each alone in cache {res.GenericHotKernelsUs:F0} → {res.SpecialisedHotKernelsUs:F0} µs ({res.HotKernelSpeedup:F2}×), MoRA/LoRA {res.MoraOverLora:F2}"));
                 }
             return 0;

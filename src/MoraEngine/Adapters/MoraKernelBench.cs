@@ -22,8 +22,14 @@ internal static class MoraKernelBench
     /// </summary>
     public sealed record Result(int In, int Out, int Rank, MoraType Type, int RHat, int Tokens, bool Specialised,
         double GenericUs, double SpecialisedUs, double LoraUs, double GenericKernelsUs, double SpecialisedKernelsUs,
-        double GenericHotKernelsUs, double SpecialisedHotKernelsUs, long KernelBytes)
+        double GenericHotKernelsUs, double SpecialisedHotKernelsUs, long KernelBytes, double StreamUs, long StreamBytes)
     {
+        /// <summary>GB/s of plain streaming passes over the same buffers (<see cref="Layer.Stream"/>), timed the same way.</summary>
+        public double StreamGBps => StreamBytes / (StreamUs * 1e3);
+
+        /// <summary>The four kernels' <see cref="KernelBytes"/> at <see cref="StreamGBps"/>: the memory floor of compress + decompress.</summary>
+        public double KernelFloorUs => KernelBytes / (StreamGBps * 1e3);
+
         /// <summary>Generic / specialised time of compress + decompress, forward + backward, in sequence.</summary>
         public double KernelSpeedup => GenericKernelsUs / SpecialisedKernelsUs;
 
@@ -81,6 +87,19 @@ internal static class MoraKernelBench
 
         /// <summary>Bytes the four kernels read and write at the least (f32): x → x̂, ŷ → y (read and written), gy → gŷ, gx̂ → gx.</summary>
         public long KernelBytes => 4L * _tokens * ((_in + _r * Fast.ActiveChunks) * 2 + _r * Fast.ActiveChunks * 2 + _out * 3);
+
+        /// <summary>Bytes <see cref="Stream"/> moves: x read, gx written, gy and y read, y written.</summary>
+        public long StreamBytes => 4L * _tokens * (2 * _in + 3 * _out);
+
+        /// <summary>
+        /// gx = x, then y += gy: plain streaming passes over the same buffers the four kernels must read and write
+        /// (all of it but the small compressed rows), in the same order: the memory floor in the same cache regime.
+        /// </summary>
+        public void Stream()
+        {
+            _be.Copy(_x, _gx);
+            _be.Scale(_gy, 1f, _y, true);
+        }
 
         /// <summary>One of the four kernels alone (0 compress, 1 decompress-add, 2 decompress backward, 3 compress backward).</summary>
         public void Kernel(MoraOperator op, int which)
@@ -154,6 +173,7 @@ internal static class MoraKernelBench
             variants.Add(() => layer.Kernel(layer.Generic, which));
             variants.Add(() => layer.Kernel(layer.Fast, which));
         }
+        variants.Add(layer.Stream);
         var sync = () => Devices.Synchronize(device);
         // Warm up round-robin, so no variant is timed while another's code is still being recompiled: every call
         // site must pass tiered JIT's call counting (30 calls) and its 100 ms quiet period, and the tier-1 code is
@@ -199,7 +219,7 @@ internal static class MoraKernelBench
         }
         var specialised = device.Backend is Backends.Ilgpu.IlgpuBackend ? layer.Fast.DeviceKernels != null : layer.Fast.Kernels != null;
         return new Result(inFeatures, outFeatures, rank, type, layer.Fast.RHat, tokens, specialised,
-            med[0], med[1], med[2], med[3], med[4], hotGeneric, hotFast, layer.KernelBytes);
+            med[0], med[1], med[2], med[3], med[4], hotGeneric, hotFast, layer.KernelBytes, med[13], layer.StreamBytes);
     }
 
     private static double Median(double[] xs)

@@ -47,9 +47,15 @@ public class KernelCliTests
         Assert.Equal(8, e.GetProperty("rank").GetInt32());
         Assert.Equal(1, e.GetProperty("mora_type").GetInt32());
         Assert.Equal(16, e.GetProperty("tokens").GetInt32());
-        foreach (var f in new[] { "generic_us", "specialised_us", "lora_us" })
+        foreach (var f in new[] { "generic_us", "specialised_us", "lora_us", "kernels_generic_us", "kernels_specialised_us",
+                     "kernels_hot_generic_us", "kernels_hot_specialised_us", "stream_gbps", "kernels_floor_us" })
             Assert.True(e.GetProperty(f).GetDouble() > 0, f);
+        Assert.True(e.GetProperty("specialised").GetBoolean());
+        Assert.Equal("cpu", e.GetProperty("device").GetString());
     }
+
+    [Fact]
+    public void BenchKernels_RejectsAnUnknownDevice() => Assert.Equal(2, Run("bench", "kernels", "--device", "tpu", "--json").Code);
 
     [Fact]
     public void BenchKernels_RejectsBadArguments() => Assert.Equal(2, Run("bench", "kernels", "--tokens", "0").Code);
