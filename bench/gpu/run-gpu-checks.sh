@@ -9,6 +9,7 @@
 # 3. `mora bench gemm --device cuda --size 4096 8192 --json`
 # 4. `mora bench step --device cuda --config small-gpu --batch 64 --json` for fft, lora r=8, mora type 1 and type 6 r=8
 # 5. `mora bench kernels --device cuda --json`: generated vs generic MoRA device kernels, MoRA vs LoRA per layer shape
+# 6. TF32 tensor cores (opt-in): `bench gemm --tf32` 4096/8192 and `bench step --tf32` for fft and lora
 # Every step has a time limit and writes its output to RESULTS_DIR; summary.md collects the numbers.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,6 +38,9 @@ step step-lora 55 bash .gpu/run.sh mora bench step --device cuda --config small-
 step step-mora1 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 1 --json
 step step-mora6 55 bash .gpu/run.sh mora bench step --device cuda --config small-gpu --batch 64 --method mora --rank 8 --mora-type 6 --json
 step kernels 90 bash .gpu/run.sh mora bench kernels --device cuda --json
+step gemm-tf32 75 bash .gpu/run.sh mora bench gemm --device cuda --tf32 --size 4096 8192 --repeats 3 --json
+step step-fft-tf32 55 bash .gpu/run.sh mora bench step --device cuda --tf32 --config small-gpu --batch 64 --method fft --json
+step step-lora-tf32 55 bash .gpu/run.sh mora bench step --device cuda --tf32 --config small-gpu --batch 64 --method lora --rank 8 --json
 
 {
   echo "# GPU check $(cat "$out/date.txt")"
@@ -49,8 +53,9 @@ step kernels 90 bash .gpu/run.sh mora bench kernels --device cuda --json
   echo "| benchmark | result |"
   echo "| --- | --- |"
   grep -h '"benchmark":"gemm"' "$out/gemm.txt" 2>/dev/null | sed -E 's/.*"size":([0-9]+),"gflops":([0-9.]+).*/| gemm \1³ | \2 GFLOP\/s |/'
-  for f in fft lora mora1 mora6; do
-    grep -h '"benchmark":"step"' "$out/step-$f.txt" 2>/dev/null | sed -E 's/.*"method":"([a-z]+)".*"rank":([0-9a-z]+),"mora_type":([0-9a-z]+).*"ms_per_step":([0-9.]+),"min_ms":([0-9.]+).*/| step small-gpu \1 r=\2 type=\3 | \4 ms (min \5) |/'
+  grep -h '"benchmark":"gemm"' "$out/gemm-tf32.txt" 2>/dev/null | sed -E 's/.*"size":([0-9]+),"gflops":([0-9.]+).*/| gemm \1³ TF32 | \2 GFLOP\/s |/'
+  for f in fft lora mora1 mora6 fft-tf32 lora-tf32; do
+    grep -h '"benchmark":"step"' "$out/step-$f.txt" 2>/dev/null | sed -E "s/.*\"ms_per_step\":([0-9.]+),\"min_ms\":([0-9.]+).*/| step small-gpu $f | \\1 ms (min \\2) |/"
   done
   grep -h '"benchmark":"kernels"' "$out/kernels.txt" 2>/dev/null | sed -E 's/.*"in":([0-9]+),"out":([0-9]+),"rank":([0-9]+),"mora_type":([0-9]+).*"kernels_generic_us":([0-9.]+),"kernels_specialised_us":([0-9.]+),"kernel_speedup":([0-9.]+),"mora_over_lora":([0-9.]+).*/| kernels \1→\2 type \4 | compress+decompress \5 → \6 µs (\7×), MoRA\/LoRA \8 |/'
   echo

@@ -28,19 +28,21 @@ internal static class BenchCommand
         var repeats = new Option<int>("--repeats") { Description = "Timed repetitions (best is reported).", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
         var device = CliDevice.Option();
-        var cmd = new Command("gemm", "GFLOP/s of the SGEMM on square matrices (the CPU's, or the ILGPU kernel on a GPU).") { size, repeats, json, device };
+        var tf32 = CliDevice.Tf32Option();
+        var cmd = new Command("gemm", "GFLOP/s of the SGEMM on square matrices (the CPU's, or the ILGPU kernel on a GPU).") { size, repeats, json, device, tf32 };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var dev = CliDevice.Resolve(r.GetValue(device)!);
+            var useTf32 = CliDevice.ApplyTf32(dev, r.GetValue(tf32));
             foreach (var n in r.GetValue(size)!)
             {
                 if (n <= 0) throw new ArgumentException($"--size must be positive, got {n}.");
                 var reps = Math.Max(1, r.GetValue(repeats));
                 var gflops = ReferenceEquals(dev, Device.Cpu) ? GemmBench.MeasureGflops(n, reps) : IlgpuGemmBench.MeasureGflops(dev, n, reps);
                 if (r.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(new { benchmark = "gemm", device = dev.Name, size = n, gflops = Math.Round(gflops, 1) }));
+                    Console.WriteLine(JsonSerializer.Serialize(new { benchmark = "gemm", device = dev.Name, size = n, gflops = Math.Round(gflops, 1), tf32 = useTf32 }));
                 else
-                    AnsiConsole.MarkupLine($"gemm {n}×{n}×{n} on {Markup.Escape(dev.Name)}: [bold]{gflops.ToString("F1", CultureInfo.InvariantCulture)}[/] GFLOP/s");
+                    AnsiConsole.MarkupLine($"gemm {n}×{n}×{n} on {Markup.Escape(dev.Name)}{(useTf32 ? " (TF32)" : "")}: [bold]{gflops.ToString("F1", CultureInfo.InvariantCulture)}[/] GFLOP/s");
             }
             return 0;
         }));
@@ -58,7 +60,8 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps.", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
         var device = CliDevice.Option();
-        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, steps, warmup, json, device };
+        var tf32 = CliDevice.Tf32Option();
+        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, steps, warmup, json, device, tf32 };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var configName = r.GetValue(config)!;
@@ -75,6 +78,7 @@ internal static class BenchCommand
             };
             if (m == "mora" && !Enum.IsDefined((MoraType)mt)) throw new ArgumentException($"--mora-type {mt} is not known (0, 1, 2, 3, 4, 6).");
             var dev = CliDevice.Resolve(r.GetValue(device)!);
+            var useTf32 = CliDevice.ApplyTf32(dev, r.GetValue(tf32));
             var rows = r.GetValue(batch) ?? (configName == "small-gpu" ? 64 : 16);
             if (rows <= 0) throw new ArgumentException($"--batch must be positive, got {rows}.");
             var res = StepBench.Run(cfg, configName, m, rows, r.GetValue(warmup), r.GetValue(steps), prepare, dev);
@@ -86,10 +90,11 @@ internal static class BenchCommand
                     rank = m == "fft" ? (int?)null : rk, mora_type = m == "mora" ? mt : (int?)null,
                     trainable_params = res.TrainableParams, ms_per_step = Math.Round(res.MedianMs, 2), min_ms = Math.Round(res.MinMs, 2),
                     pool_buffers_after_warmup = res.PoolBuffersAfterWarmup, pool_buffers_at_end = res.PoolBuffersAtEnd,
+                    tf32 = useTf32,
                 }));
             else
             {
-                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} on {Markup.Escape(dev.Name)}, batch {rows}: {res.Method}{(m == "fft" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters");
+                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} on {Markup.Escape(dev.Name)}{(useTf32 ? " (TF32)" : "")}, batch {rows}: {res.Method}{(m == "fft" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters");
                 if (m == "mora")
                     AnsiConsole.MarkupLine($"  LoRA at r={rk} would train {loraParams:N0}: MoRA/LoRA = {(double)res.TrainableParams / loraParams:F4}");
             }

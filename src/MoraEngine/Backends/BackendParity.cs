@@ -137,6 +137,18 @@ internal static class BackendParity
         list.Add(("gemm-batched-shared-b", false, c => Gemm(c, 2, 13, 6, 10, true, false, 1f, 0f, tiled: false, bShared: true)));
         list.Add(("gemm-batched-tiled", false, c => Gemm(c, 2, 20, 17, 9, false, false, 1f, 0f, tiled: true, bShared: false)));
         list.Add(("gemm-splitk-tiled", false, c => Gemm(c, 1, 20, 17, 600, true, false, 1f, 1f, tiled: true, bShared: false)));
+        // TF32 tensor-core kernel (mma emulated with warp shuffles off CUDA): on TF32-exact inputs it must match the
+        // float32 reference as closely as the float32 kernel does; on arbitrary inputs, within TF32's rounding.
+        foreach (var (ta, tb) in new[] { (false, false), (false, true), (true, false), (true, true) })
+        {
+            var v = $"{(ta ? 't' : 'n')}{(tb ? 't' : 'n')}";
+            // One tile, every warp partly inside (rows 0–99 of 128, columns 0–99), two k slices: the emulated mma is slow.
+            list.Add(($"gemm-tf32-{v}", false, c => GemmTf32(c, 1, 100, 100, 11, ta, tb, 0.75f, 0.5f, exact: true)));
+            list.Add(($"gemm-tf32-{v}-large", true, c => GemmTf32(c, 1, 300, 261, 520, ta, tb, 1f, 0.25f, exact: true)));
+        }
+        list.Add(("gemm-tf32-batched", false, c => GemmTf32(c, 2, 20, 17, 9, false, true, 1f, 0f, exact: true)));
+        list.Add(("gemm-tf32-rounding", false, c => GemmTf32(c, 1, 40, 30, 16, false, false, 1f, 0f, exact: false)));
+        list.Add(("gemm-tf32-splitk-large", true, c => GemmTf32(c, 1, 200, 130, 8192, true, false, 1f, 0f, exact: true)));
         list.Add(("gemm-splitk-large", true, c => Gemm(c, 1, 200, 130, 8192, true, false, 1f, 0f, tiled: true, bShared: false)));
 
         list.Add(("binary", false, Binary));
@@ -207,6 +219,48 @@ internal static class BackendParity
             if (il != null) il.ForceTiledGemm = keep;
         }
         c.Check("C", cc, 2e-5 * Math.Max(8, Math.Sqrt(k)));
+    }
+
+    /// <summary>x rounded to TF32 (10 mantissa bits; round to nearest, ties away from zero), as cvt.rna does.</summary>
+    internal static float RoundTf32(float x)
+    {
+        var u = BitConverter.SingleToUInt32Bits(x);
+        return (u & 0x7F800000u) == 0x7F800000u ? x : BitConverter.UInt32BitsToSingle((u + 0x1000u) & 0xFFFFE000u);
+    }
+
+    /// <summary>
+    /// The TF32 GEMM against the float32 CPU reference. exact: inputs are TF32 values, so every product is exact in
+    /// float32 and only the summation order differs (the float32 tolerance applies); otherwise the tolerance is
+    /// TF32's (2⁻¹¹ relative per input, growing with √k).
+    /// </summary>
+    private static void GemmTf32(Ctx c, int batch, int m, int n, int k, bool ta, bool tb, float alpha, float beta, bool exact)
+    {
+        var il = c.Ilgpu ?? throw new InvalidOperationException("TF32 GEMM cases need an ILGPU device.");
+        long sA = (long)m * k, sB = (long)k * n, sC = (long)m * n;
+        Pair Input(int count)
+        {
+            var p = c.Rand(count);
+            if (!exact) return p;
+            var v = p.Cpu.ToArray();
+            for (var i = 0; i < v.Length; i++) v[i] = RoundTf32(v[i]);
+            return c.Of(v, count);
+        }
+        var a = Input(batch * m * k);
+        var b = Input(batch * k * n);
+        var cc = c.Rand(batch * m * n);
+        bool keepTiled = il.ForceTiledGemm, keepTf32 = il.Tf32;
+        il.ForceTiledGemm = true;
+        il.Tf32 = true;
+        try
+        {
+            c.Both((be, t) => be.Gemm(batch, m, n, k, alpha, t(a), ta, sA, t(b), tb, sB, beta, t(cc), sC));
+        }
+        finally
+        {
+            il.ForceTiledGemm = keepTiled;
+            il.Tf32 = keepTf32;
+        }
+        c.Check("C", cc, exact ? 2e-5 * Math.Max(8, Math.Sqrt(k)) : 2e-3 * Math.Max(1, Math.Sqrt(k)));
     }
 
     private static readonly (int[] A, int[] B)[] BinaryShapes =

@@ -55,6 +55,9 @@ public class KernelCliTests
     }
 
     [Fact]
+    public void BenchGemm_Tf32_NeedsAGpu() => Assert.Equal(2, Run("bench", "gemm", "--size", "8", "--device", "cpu", "--tf32").Code);
+
+    [Fact]
     public void BenchKernels_RejectsAnUnknownDevice() => Assert.Equal(2, Run("bench", "kernels", "--device", "tpu", "--json").Code);
 
     [Fact]

@@ -15,6 +15,7 @@ public class PtxSnapshotTests
     public static TheoryData<string, string, bool> Kernels() => new()
     {
         { "ptx-gemm-tiled", "GemmTiledKernel", true },
+        { "ptx-gemm-tf32", "GemmTf32Kernel", true },
         { "ptx-attention-softmax", "SoftmaxKernel", true },
         { "ptx-mora-compress", "MoraCompressKernel", false },
         { "ptx-mora-compress-backward", "MoraCompressBackwardKernel", false },
@@ -29,6 +30,18 @@ public class PtxSnapshotTests
         var ptx = PtxSnapshot.Compile(mi, explicitlyGrouped);
         Assert.Contains(".entry", ptx);
         PtxSnapshot.Verify(snapshot, ptx);
+    }
+
+    [Fact]
+    public void Ptx_OfTf32Gemm_UsesTensorCoreMma()
+    {
+        // On CUDA the inline PTX is taken; ILGPU leaves the emulation behind a constant-false branch
+        // (setp.ne 1, 1) that the driver's compiler removes.
+        var mi = typeof(IlgpuBackend).GetMethod("GemmTf32Kernel", BindingFlags.NonPublic | BindingFlags.Static)!;
+        var ptx = PtxSnapshot.Compile(mi, true);
+        var mma = ptx.Split('\n').Count(l => l.Contains("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", StringComparison.Ordinal));
+        Assert.Equal(16, mma); // 4 × 4 tiles per k slice of 8
+        Assert.Contains("cvt.rna.tf32.f32", ptx);
     }
 
     [Fact]

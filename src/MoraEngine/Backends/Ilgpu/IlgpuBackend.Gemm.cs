@@ -111,13 +111,15 @@ public sealed partial class IlgpuBackend
         args.KChunk = chunk;
         args.VecA = Aligned4(a, args.Lda, args.StrideA, args.StrideA2);
         args.VecB = Aligned4(b, args.Ldb, args.StrideB, args.StrideB2);
-        _kGemmTiled ??= _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiledKernel);
+        var kernel = UseTf32
+            ? _kGemmTf32 ??= _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTf32Kernel)
+            : _kGemmTiled ??= _acc.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmTiledKernel);
         var grid = new Index3D(tilesN, tilesM, batch * split);
         if (split == 1)
         {
             args.VecC = Aligned4(c, args.Ldc, args.StrideC, args.StrideC2);
             LastTiledArgs = args;
-            _kGemmTiled(new KernelConfig(grid, new Index3D(GemmThreads, 1, 1)), a, b, c, args);
+            kernel(new KernelConfig(grid, new Index3D(GemmThreads, 1, 1)), a, b, c, args);
             return;
         }
         // Partial products of each k slice go to a workspace [split, batch, m, n]; the reduce kernel adds them in
@@ -125,7 +127,7 @@ public sealed partial class IlgpuBackend
         var ws = Scratch("gemm-splitk", (long)split * batch * m * n);
         args.VecC = Aligned4(ws, n, (long)m * n, 0);
         LastTiledArgs = args;
-        _kGemmTiled(new KernelConfig(grid, new Index3D(GemmThreads, 1, 1)), a, b, ws, args);
+        kernel(new KernelConfig(grid, new Index3D(GemmThreads, 1, 1)), a, b, ws, args);
         _kGemmReduce ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, GemmArgs>(GemmReduceKernel);
         _kGemmReduce((int)((long)batch * m * n), ws, c, args);
     }
