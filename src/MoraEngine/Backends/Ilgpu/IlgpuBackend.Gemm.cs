@@ -276,44 +276,10 @@ public sealed partial class IlgpuBackend
         var b4 = b.Cast<F4>();
         var t = Group.IdxX;
         int tx = t & 15, ty = t >> 4;
-        var zz = Grid.IdxZ;
-        var z = zz / g.KSplit;
-        var split = zz - z * g.KSplit;
-        var row0 = Grid.IdxY * TileM;
-        var col0 = Grid.IdxX * TileN;
-        var kBegin = split * g.KChunk;
-        var kEnd = XMathMin(g.K, kBegin + g.KChunk);
-        if (g.KSplit == 1)
-        {
-            kBegin = 0;
-            kEnd = g.K;
-        }
-        var ao = BatchOffset(z, g.BatchInner, g.StrideA, g.StrideA2);
-        var bo = BatchOffset(z, g.BatchInner, g.StrideB, g.StrideB2);
-
-        // Loader maps (4 consecutive elements per thread per operand). Not transposed A: row t/2, k offsets
-        // (t%2)·4 + 0..3. Transposed A: k row t/32, rows (t%32)·4 + 0..3 (consecutive in memory). B mirrors this.
-        int aRow, aP, bP, bCol;
-        if (g.TransA == 0)
-        {
-            aRow = t >> 1;
-            aP = (t & 1) * 4;
-        }
-        else
-        {
-            aP = t >> 5;
-            aRow = (t & 31) * 4;
-        }
-        if (g.TransB == 0)
-        {
-            bP = t >> 5;
-            bCol = (t & 31) * 4;
-        }
-        else
-        {
-            bCol = t >> 1;
-            bP = (t & 1) * 4;
-        }
+        var tile = PlanTile(g, t);
+        int row0 = tile.Row0, col0 = tile.Col0, kBegin = tile.KBegin, kEnd = tile.KEnd;
+        int aRow = tile.ARow, aP = tile.AP, bP = tile.BP, bCol = tile.BCol;
+        long ao = tile.Ao, bo = tile.Bo;
 
         Acc acc = default;
 
@@ -356,20 +322,7 @@ public sealed partial class IlgpuBackend
             buf = 1 - buf;
         }
 
-        long co;
-        float alpha = g.Alpha, beta = g.Beta;
-        if (g.KSplit == 1)
-        {
-            co = BatchOffset(z, g.BatchInner, g.StrideC, g.StrideC2);
-        }
-        else
-        {
-            // Workspace [split, batch, m, n], dense; reduce applies alpha and beta.
-            co = ((long)split * g.Batch + z) * g.M * g.N;
-            alpha = 1f;
-            beta = 0f;
-        }
-        var ldc = g.KSplit == 1 ? g.Ldc : g.N;
+        var (co, ldc, alpha, beta) = OutputPlan(g, tile);
         var c4 = c.Cast<F4>();
         var col = col0 + tx * 4;
         var r = row0 + ty * 4;
@@ -383,6 +336,69 @@ public sealed partial class IlgpuBackend
         StoreRow(c, c4, co, ldc, r + 2, col, g, acc.C60, acc.C61, alpha, beta);
         StoreRow(c, c4, co, ldc, r + 3, col, g, acc.C70, acc.C71, alpha, beta);
     }
+
+    /// <summary>Where one group of a tiled kernel works: its tile, k range, batch offsets and its thread's loader map.</summary>
+    private struct TilePlan
+    {
+        public int Z, Split, Row0, Col0, KBegin, KEnd, ARow, AP, BP, BCol;
+        public long Ao, Bo;
+    }
+
+    /// <summary>
+    /// Group (x, y, z) computes the 128×128 tile (y, x) of batch z / KSplit over k slice z mod KSplit. Loader maps
+    /// (4 consecutive elements per thread per operand): not transposed A: row t/2, k offsets (t%2)·4 + 0..3;
+    /// transposed A: k row t/32, rows (t%32)·4 + 0..3 (consecutive in memory). B mirrors this.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TilePlan PlanTile(GemmArgs g, int t)
+    {
+        TilePlan p;
+        var zz = Grid.IdxZ;
+        p.Z = zz / g.KSplit;
+        p.Split = zz - p.Z * g.KSplit;
+        p.Row0 = Grid.IdxY * TileM;
+        p.Col0 = Grid.IdxX * TileN;
+        p.KBegin = p.Split * g.KChunk;
+        p.KEnd = XMathMin(g.K, p.KBegin + g.KChunk);
+        if (g.KSplit == 1)
+        {
+            p.KBegin = 0;
+            p.KEnd = g.K;
+        }
+        p.Ao = BatchOffset(p.Z, g.BatchInner, g.StrideA, g.StrideA2);
+        p.Bo = BatchOffset(p.Z, g.BatchInner, g.StrideB, g.StrideB2);
+        if (g.TransA == 0)
+        {
+            p.ARow = t >> 1;
+            p.AP = (t & 1) * 4;
+        }
+        else
+        {
+            p.AP = t >> 5;
+            p.ARow = (t & 31) * 4;
+        }
+        if (g.TransB == 0)
+        {
+            p.BP = t >> 5;
+            p.BCol = (t & 31) * 4;
+        }
+        else
+        {
+            p.BCol = t >> 1;
+            p.BP = (t & 1) * 4;
+        }
+        return p;
+    }
+
+    /// <summary>
+    /// Where a tile's results go: C itself (with alpha and beta), or with split-k the dense workspace
+    /// [split, batch, m, n] (alpha 1, beta 0: the reduce kernel applies them).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (long Offset, int Ldc, float Alpha, float Beta) OutputPlan(GemmArgs g, TilePlan tile) =>
+        g.KSplit == 1
+            ? (BatchOffset(tile.Z, g.BatchInner, g.StrideC, g.StrideC2), g.Ldc, g.Alpha, g.Beta)
+            : (((long)tile.Split * g.Batch + tile.Z) * g.M * g.N, g.N, 1f, 0f);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int XMathMin(int x, int y) => x < y ? x : y;

@@ -168,43 +168,10 @@ public sealed partial class IlgpuBackend
         var a4 = a.Cast<F4>();
         var b4 = b.Cast<F4>();
         var t = Group.IdxX;
-        var zz = Grid.IdxZ;
-        var z = zz / g.KSplit;
-        var split = zz - z * g.KSplit;
-        var row0 = Grid.IdxY * TileM;
-        var col0 = Grid.IdxX * TileN;
-        var kBegin = split * g.KChunk;
-        var kEnd = XMathMin(g.K, kBegin + g.KChunk);
-        if (g.KSplit == 1)
-        {
-            kBegin = 0;
-            kEnd = g.K;
-        }
-        var ao = BatchOffset(z, g.BatchInner, g.StrideA, g.StrideA2);
-        var bo = BatchOffset(z, g.BatchInner, g.StrideB, g.StrideB2);
-
-        // Loader maps as in the tiled kernel: 4 consecutive elements of A and of B per thread per slice.
-        int aRow, aP, bP, bCol;
-        if (g.TransA == 0)
-        {
-            aRow = t >> 1;
-            aP = (t & 1) * 4;
-        }
-        else
-        {
-            aP = t >> 5;
-            aRow = (t & 31) * 4;
-        }
-        if (g.TransB == 0)
-        {
-            bP = t >> 5;
-            bCol = (t & 31) * 4;
-        }
-        else
-        {
-            bCol = t >> 1;
-            bP = (t & 1) * 4;
-        }
+        var tile = PlanTile(g, t);
+        int row0 = tile.Row0, col0 = tile.Col0, kBegin = tile.KBegin, kEnd = tile.KEnd;
+        int aRow = tile.ARow, aP = tile.AP, bP = tile.BP, bCol = tile.BCol;
+        long ao = tile.Ao, bo = tile.Bo;
         var lane = t & 31;
         var warp = t >> 5;
         var wm = (warp >> 2) * 64;
@@ -239,19 +206,7 @@ public sealed partial class IlgpuBackend
             buf = 1 - buf;
         }
 
-        long co;
-        float alpha = g.Alpha, beta = g.Beta;
-        if (g.KSplit == 1)
-        {
-            co = BatchOffset(z, g.BatchInner, g.StrideC, g.StrideC2);
-        }
-        else
-        {
-            co = ((long)split * g.Batch + z) * g.M * g.N;
-            alpha = 1f;
-            beta = 0f;
-        }
-        var ldc = g.KSplit == 1 ? g.Ldc : g.N;
+        var (co, ldc, alpha, beta) = OutputPlan(g, tile);
         var r = row0 + wm + gq;
         var col = col0 + wn + 2 * tq;
         StoreMmaTile(c, co, ldc, r + 0, col + 0, g, acc.T00, alpha, beta);
