@@ -151,8 +151,8 @@ internal static class MoraKernelBench
     }
 
     /// <summary>
-    /// Medians over <paramref name="repeats"/> rounds; each round times every variant once, interleaved, so drift
-    /// from other processes on the machine hits them alike. Each timing follows one untimed call of the same variant
+    /// Medians over <paramref name="repeats"/> rounds; each round times every variant once, interleaved (forward and
+    /// reverse order in turn), so drift from other processes on the machine hits them alike. Each timing follows one untimed call of the same variant
     /// (so each starts from its own cache state) and repeats its call enough to last ≥ ~2 ms.
     /// </summary>
     public static Result Measure(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, int repeats, Device? device = null)
@@ -199,8 +199,11 @@ internal static class MoraKernelBench
         var samples = new double[variants.Count][];
         for (var v = 0; v < variants.Count; v++) samples[v] = new double[repeats];
         for (var i = 0; i < repeats; i++)
-            for (var v = 0; v < variants.Count; v++)
+            for (var vv = 0; vv < variants.Count; vv++)
             {
+                // Every other round runs the variants in reverse order, so each follows both of its neighbours equally
+                // often: a variant timed right after LoRA's GEMMs runs measurably slower for a while.
+                var v = i % 2 == 0 ? vv : variants.Count - 1 - vv;
                 // One untimed call first: the variants share x, y, gy and gx (LoRA reads x and writes gx last), so
                 // without it whichever variant follows another would find part of its data in cache.
                 variants[v]();

@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using MoraEngine.Adapters;
@@ -13,7 +12,9 @@ public sealed partial class CpuBackend
     // (⌊in/r̂⌋ items) where a scalar loop is as fast.
 
     // An operator that found generated kernels for its shape (MoraOperator.Kernels) runs them on the same fixed row
-    // split; the generic code below is the reference and the fallback.
+    // split; the generic code below is the reference and the fallback. Both skip tiered compilation
+    // (AggressiveOptimization): these loops are hot from the first step, and without it the generic ones can run
+    // unoptimised code for seconds while the background compiler competes for the same cores.
 
     public void MoraCompress(MoraOperator op, Tensor x, Tensor xc, int rows, int chunks)
     {
@@ -26,7 +27,7 @@ public sealed partial class CpuBackend
                 k.Compress(X.AsSpan(xo + r0 * n, (r1 - r0) * n), XC.AsSpan(co + r0 * w, (r1 - r0) * w), r1 - r0, chunks));
             return;
         }
-        CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
+        CpuParallel.For(rows, RowsPerPiece(n + w), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             // Scratch for the wrap-padded last RoPE chunk (one chunk, not a padded copy of x).
             Span<float> tmp = op.Type == MoraType.Rope && tail > 0 ? (r <= 1024 ? stackalloc float[r] : new float[r]) : default;
@@ -44,8 +45,8 @@ public sealed partial class CpuBackend
                         if (tail > 0)
                         {
                             // The last chunk is x[full·r ..) followed by the wrap padding x[0 .. r − tail).
-                            TensorPrimitives.Add(dst[..tail], src.Slice(full * r, tail), dst[..tail]);
-                            TensorPrimitives.Add(dst[tail..], src[..(r - tail)], dst[tail..]);
+                            Simd.Add(dst[..tail], src.Slice(full * r, tail), dst[..tail]);
+                            Simd.Add(dst[tail..], src[..(r - tail)], dst[tail..]);
                         }
                         break;
                     case MoraType.Interleave or MoraType.InterleaveTile:
@@ -91,7 +92,7 @@ public sealed partial class CpuBackend
                 k.CompressBackward(GC.AsSpan(co + r0 * w, (r1 - r0) * w), GX.AsSpan(xo + r0 * n, (r1 - r0) * n), r1 - r0, chunks, accumulate));
             return;
         }
-        CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
+        CpuParallel.For(rows, RowsPerPiece(n + w), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             // Scratch for the wrap-padded last RoPE chunk (one chunk, not a padded copy of x).
             Span<float> tmp = op.Type == MoraType.Rope && tail > 0 ? (r <= 1024 ? stackalloc float[r] : new float[r]) : default;
@@ -111,7 +112,7 @@ public sealed partial class CpuBackend
                         if (tail > 0)
                         {
                             Put(g[..tail], dst[(full * r)..], accumulate);
-                            TensorPrimitives.Add(dst[..(r - tail)], g[tail..], dst[..(r - tail)]);
+                            Simd.Add(dst[..(r - tail)], g[tail..], dst[..(r - tail)]);
                         }
                         break;
                     case MoraType.Interleave or MoraType.InterleaveTile:
@@ -141,7 +142,7 @@ public sealed partial class CpuBackend
                             RotateHalf(g.Slice(full * r, r), op.RopeCosArray.AsSpan(full * h, h), op.RopeSinArray.AsSpan(full * h, h),
                                 tmp, -1f, false);
                             Put(tmp[..tail], dst[(full * r)..], accumulate);
-                            TensorPrimitives.Add(dst[..(r - tail)], tmp[tail..], dst[..(r - tail)]);
+                            Simd.Add(dst[..(r - tail)], tmp[tail..], dst[..(r - tail)]);
                         }
                         else if (!accumulate)
                         {
@@ -164,7 +165,7 @@ public sealed partial class CpuBackend
                 k.DecompressAdd(YH.AsSpan(ho + r0 * w, (r1 - r0) * w), Y.AsSpan(yo + r0 * m, (r1 - r0) * m), r1 - r0, chunks));
             return;
         }
-        CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
+        CpuParallel.For(rows, RowsPerPiece(m + w), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             for (var row = r0; row < r1; row++)
             {
@@ -173,7 +174,7 @@ public sealed partial class CpuBackend
                 switch (op.Type)
                 {
                     case MoraType.Truncation:
-                        TensorPrimitives.Add(dst[..r], src[..r], dst[..r]);
+                        Simd.Add(dst[..r], src[..r], dst[..r]);
                         break;
                     case MoraType.Sharing or MoraType.InterleaveTile or MoraType.Rope:
                         // Tile ŷ (Rope: the concatenated chunk outputs) over the output and cut it to out.
@@ -181,7 +182,7 @@ public sealed partial class CpuBackend
                         {
                             var len = Math.Min(w, m - s);
                             var d = dst.Slice(s, len);
-                            TensorPrimitives.Add(d, src[..len], d);
+                            Simd.Add(d, src[..len], d);
                         }
                         break;
                     case MoraType.Interleave or MoraType.SharingInterleave:
@@ -209,7 +210,7 @@ public sealed partial class CpuBackend
                 k.DecompressBackward(G.AsSpan(go + r0 * m, (r1 - r0) * m), GH.AsSpan(ho + r0 * w, (r1 - r0) * w), r1 - r0, chunks));
             return;
         }
-        CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
+        CpuParallel.For(rows, RowsPerPiece(m + w), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             for (var row = r0; row < r1; row++)
             {
@@ -229,7 +230,7 @@ public sealed partial class CpuBackend
                         for (var s = w; s < m; s += w)
                         {
                             var len = Math.Min(w, m - s);
-                            TensorPrimitives.Add(dst[..len], src.Slice(s, len), dst[..len]);
+                            Simd.Add(dst[..len], src.Slice(s, len), dst[..len]);
                         }
                         break;
                     }
@@ -250,6 +251,7 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>dst = Σ_{c &lt; count} src[c·r .. c·r + r), summed in chunk order with one store per element.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SumChunks(ReadOnlySpan<float> src, int count, int r, Span<float> dst)
     {
         ref var s = ref MemoryMarshal.GetReference(src);
@@ -276,7 +278,7 @@ public sealed partial class CpuBackend
     /// <summary>dst = src, or dst += src.</summary>
     private static void Put(ReadOnlySpan<float> src, Span<float> dst, bool accumulate)
     {
-        if (accumulate) TensorPrimitives.Add(dst, src, dst);
+        if (accumulate) Simd.Add(dst, src, dst);
         else src.CopyTo(dst);
     }
 
@@ -284,6 +286,7 @@ public sealed partial class CpuBackend
     /// RoPE rotate-half of one chunk c (length 2h) with cos/sin of length h: dst (+)= c·cos + (−c[h..], c[..h])·(sign·sin).
     /// sign = −1 is the inverse (transposed) rotation. dst must not overlap c.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RotateHalf(ReadOnlySpan<float> c, ReadOnlySpan<float> cos, ReadOnlySpan<float> sin,
         Span<float> dst, float sign, bool accumulate)
     {
