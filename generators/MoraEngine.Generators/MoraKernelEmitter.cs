@@ -153,6 +153,7 @@ namespace MoraEngine.Generators
                 w.Line("    /// <summary>");
                 w.Line($"    /// f_comp / f_decomp of MoRA type {type} for a {I} → {O} layer with r̂ = {R}: {Describe()}");
                 w.Line("    /// Equal to the generic CpuBackend kernels (the reference and fallback) up to float rounding order.");
+                if (_device) w.Line("    /// The ILGPU kernels at the end compute the same, element by element, for IlgpuBackend.");
                 w.Line("    /// </summary>");
                 w.Line($"    internal sealed class {ClassName(_s)} : IMoraKernels{(_device ? ", IMoraDeviceKernels" : "")}");
                 w.Line("    {");
