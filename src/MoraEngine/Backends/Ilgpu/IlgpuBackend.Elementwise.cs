@@ -318,7 +318,7 @@ public sealed partial class IlgpuBackend
         var result = ScratchD("sumsq-result", 1);
         SumSquaresInto(V(x), x.Length, result);
         var host = new double[1];
-        result.SubView(0, 1).CopyToCPU(Stream, ref host[0], 1);
+        ToHost(result, Stream, host.AsSpan(0, 1));
         Stream.Synchronize();
         return host[0];
     }

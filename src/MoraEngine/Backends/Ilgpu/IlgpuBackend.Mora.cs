@@ -80,7 +80,7 @@ public sealed partial class IlgpuBackend
                 cos.CopyTo(host, 0);
                 sin.CopyTo(host, cos.Length);
                 buffer = _acc.Allocate1D<float>(host.Length);
-                buffer.View.CopyFromCPU(Stream, ref host[0], host.Length);
+                ToDevice(buffer.View, Stream, host);
                 _moraTables.Add(op, buffer);
             }
             return buffer.View;

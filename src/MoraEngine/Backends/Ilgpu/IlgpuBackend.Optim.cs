@@ -147,7 +147,7 @@ public sealed partial class IlgpuBackend
         table[n] = (int)total;
         if (total > int.MaxValue || gArena.Length > int.MaxValue || first.Buffer.Length > int.MaxValue) return null;
         var tableBuffer = be._acc.Allocate1D<int>(table.Length);
-        tableBuffer.View.CopyFromCPU(be.Stream, ref table[0], table.Length);
+        ToDevice(tableBuffer.View, be.Stream, table);
         be._fusedTables.Add(tableBuffer);
         gArena.MemSetToZero(be.Stream);
         mArena.MemSetToZero(be.Stream);
@@ -246,7 +246,7 @@ public sealed partial class IlgpuBackend
         _kSumDoubles(64, partial, mid, SumPartials / 64, SumPartials);
         _kSumDoubles(1, mid, result, 64, 64);
         var host = new double[1];
-        result.SubView(0, 1).CopyToCPU(Stream, ref host[0], 1);
+        ToHost(result, Stream, host.AsSpan(0, 1));
         Stream.Synchronize();
         return host[0];
     }
