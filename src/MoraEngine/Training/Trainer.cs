@@ -57,6 +57,12 @@ public sealed class Trainer
     /// <summary>Called after every step, in order.</summary>
     public List<ITrainerCallback> Callbacks { get; } = new();
 
+    /// <summary>
+    /// Raised after the backward pass, before clipping and the update, with the 0-based step: every trainable
+    /// parameter's <see cref="Tensor.Grad"/> then holds this step's raw gradient (gradient logging, reference checks).
+    /// </summary>
+    public event Action<Trainer, int>? GradientsReady;
+
     /// <summary>Tokens per step.</summary>
     public int TokensPerStep => _batch.BatchSize * _batch.Time;
 
@@ -75,6 +81,7 @@ public sealed class Trainer
             var l = Model.Loss(_batch.Ids, _batch.Targets, _batch.BatchSize, _batch.Time);
             l.Backward();
             loss = l.Item();
+            GradientsReady?.Invoke(this, Step);
             LastGradNorm = Optimizer.ClipGradNorm(Options.ClipGradNorm);
             Optimizer.LearningRate = Schedule.At(Step);
             Optimizer.Step();
