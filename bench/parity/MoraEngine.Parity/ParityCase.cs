@@ -87,6 +87,59 @@ public sealed record ParityCase
         _ => throw new ArgumentException($"Unknown parity architecture '{Arch}' (known: uuid, llama)."),
     };
 
+    /// <summary>
+    /// Parses <c>parity run</c>'s options: <c>--arch --method --mora-type --rank --alpha --lr --steps
+    /// --schedule-steps --warmup --batch --pairs --d-model --layers --heads --restart-every --clip --seed --base
+    /// --eval --out</c>.
+    /// </summary>
+    public static (ParityCase Case, string? OutDir, bool Evaluate) FromArgs(IReadOnlyList<string> args)
+    {
+        var c = new ParityCase();
+        string? outDir = null;
+        var evaluate = false;
+        for (var i = 0; i < args.Count; i++)
+        {
+            var option = args[i];
+            string Next() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{option} needs a value.");
+            int Int()
+            {
+                var v = Next();
+                return int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{option}: '{v}' is not an integer.");
+            }
+            float Float()
+            {
+                var v = Next();
+                return float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) ? f : throw new ArgumentException($"{option}: '{v}' is not a number.");
+            }
+            switch (option)
+            {
+                case "--arch": c = c with { Arch = Next() }; break;
+                case "--method": c = c with { Method = Next() }; break;
+                case "--mora-type": c = c with { MoraType = (MoraType)Int() }; break;
+                case "--rank": c = c with { Rank = Int() }; break;
+                case "--alpha": c = c with { Alpha = Float() }; break;
+                case "--lr": c = c with { Lr = Float() }; break;
+                case "--steps": c = c with { Steps = Int() }; break;
+                case "--schedule-steps": c = c with { ScheduleSteps = Int() }; break;
+                case "--warmup": c = c with { Warmup = Int() }; break;
+                case "--batch": c = c with { Batch = Int() }; break;
+                case "--pairs": c = c with { Pairs = Int() }; break;
+                case "--d-model": c = c with { DModel = Int() }; break;
+                case "--layers": c = c with { Layers = Int() }; break;
+                case "--heads": c = c with { Heads = Int() }; break;
+                case "--restart-every": c = c with { RestartEvery = Int() }; break;
+                case "--clip": c = c with { Clip = Float() }; break;
+                case "--seed": c = c with { Seed = (ulong)Int() }; break;
+                case "--base": c = c with { BasePath = Next() }; break;
+                case "--eval": evaluate = true; break;
+                case "--out": outDir = Next(); break;
+                default: throw new ArgumentException($"unknown option '{option}'.");
+            }
+        }
+        c.Validate();
+        return (c, outDir, evaluate);
+    }
+
     public void Validate()
     {
         if (Method is not ("fft" or "lora" or "mora" or "relora" or "remora"))
@@ -95,6 +148,7 @@ public sealed record ParityCase
         if (Batch <= 0) throw new ArgumentException($"--batch must be positive, got {Batch}.");
         if (!(Lr > 0) || !float.IsFinite(Lr)) throw new ArgumentException($"--lr must be positive, got {Lr}.");
         if (RestartEvery <= 0) throw new ArgumentException($"--restart-every must be positive, got {RestartEvery}.");
+        if (!Enum.IsDefined(MoraType)) throw new ArgumentException($"--mora-type {(int)MoraType}: unknown (known: 0, 1, 2, 3, 4, 6).");
         if (Method == "remora" && MoraType is not (MoraType.Sharing or MoraType.Interleave))
             throw new ArgumentException("remora cycles MoRA types 1 and 2; start it from type 1 or 2.");
         ModelConfig.Validate();

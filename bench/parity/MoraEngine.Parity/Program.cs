@@ -1,5 +1,3 @@
-using System.Globalization;
-using MoraEngine.Adapters;
 using MoraEngine.Parity;
 
 // parity run  --arch uuid|llama --method fft|lora|mora|relora|remora [--mora-type T] [--rank R] [--alpha A] [--lr LR]
@@ -38,39 +36,7 @@ internal static class Cli
 
     private static int RunCase(string[] args)
     {
-        var c = new ParityCase();
-        string? outDir = null;
-        var evaluate = false;
-        for (var i = 0; i < args.Length; i++)
-        {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");
-            int Int() => int.Parse(Next(), CultureInfo.InvariantCulture);
-            float Float() => float.Parse(Next(), CultureInfo.InvariantCulture);
-            c = args[i] switch
-            {
-                "--arch" => c with { Arch = Next() },
-                "--method" => c with { Method = Next() },
-                "--mora-type" => c with { MoraType = (MoraType)Int() },
-                "--rank" => c with { Rank = Int() },
-                "--alpha" => c with { Alpha = Float() },
-                "--lr" => c with { Lr = Float() },
-                "--steps" => c with { Steps = Int() },
-                "--schedule-steps" => c with { ScheduleSteps = Int() },
-                "--warmup" => c with { Warmup = Int() },
-                "--batch" => c with { Batch = Int() },
-                "--pairs" => c with { Pairs = Int() },
-                "--d-model" => c with { DModel = Int() },
-                "--layers" => c with { Layers = Int() },
-                "--heads" => c with { Heads = Int() },
-                "--restart-every" => c with { RestartEvery = Int() },
-                "--clip" => c with { Clip = Float() },
-                "--seed" => c with { Seed = ulong.Parse(Next(), CultureInfo.InvariantCulture) },
-                "--base" => c with { BasePath = Next() },
-                "--eval" => Flag(c, ref evaluate),
-                "--out" => Out(c, ref outDir, Next()),
-                _ => throw new ArgumentException($"unknown option '{args[i]}'."),
-            };
-        }
+        var (c, outDir, evaluate) = ParityCase.FromArgs(args);
         if (outDir == null) throw new ArgumentException("--out DIR is required.");
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var r = c.Run(outDir, evaluate, (step, loss) =>
@@ -80,18 +46,6 @@ internal static class Cli
         var acc = r.FinalEval is { } e ? $", char accuracy {e.CharAccuracy * 100:0.0}%" : "";
         Console.WriteLine($"{c.Name}: {c.Steps} steps in {sw.Elapsed.TotalSeconds:0.0} s, final loss {r.Losses[^1]:0.0000}{acc} -> {outDir}");
         return 0;
-    }
-
-    private static ParityCase Flag(ParityCase c, ref bool flag)
-    {
-        flag = true;
-        return c;
-    }
-
-    private static ParityCase Out(ParityCase c, ref string? outDir, string value)
-    {
-        outDir = value;
-        return c;
     }
 
     private static int Compare(string[] dirs)

@@ -42,6 +42,8 @@ internal static class UuidCommand
         var heads = new Option<int>("--heads") { Description = "Attention heads.", DefaultValueFactory = _ => d.Heads };
         var formatSteps = new Option<int>("--format-steps") { Description = "Steps of the format stage (fresh random pairs; cached).", DefaultValueFactory = _ => d.FormatSteps };
         var formatLr = new Option<float>("--format-lr") { Description = "Peak learning rate of the format stage.", DefaultValueFactory = _ => d.FormatLr };
+        var formatWd = new Option<float>("--format-wd") { Description = "AdamW weight decay of the format stage.", DefaultValueFactory = _ => d.FormatWeightDecay };
+        var formatSchedule = new Option<string>("--format-schedule") { Description = "Format-stage schedule: cosine (warm-up, cosine to a tenth) or constant.", DefaultValueFactory = _ => d.FormatSchedule };
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations.", DefaultValueFactory = _ => d.EvalEvery };
         var restartEvery = new Option<int>("--restart-every") { Description = "Steps between ReLoRA/ReMoRA restarts.", DefaultValueFactory = _ => d.RestartEvery };
         var warmup = new Option<int>("--warmup") { Description = "Warm-up steps (then cosine decay to a tenth).", DefaultValueFactory = _ => d.Warmup };
@@ -50,7 +52,7 @@ internal static class UuidCommand
         var outDir = new Option<string?>("--out") { Description = "Results directory (default runs/uuid-TIMESTAMP)." };
         var cacheDir = new Option<string>("--cache-dir") { Description = "Where base models are cached, keyed by their settings.", DefaultValueFactory = _ => d.CacheDir! };
         var noCache = new Option<bool>("--no-cache") { Description = "Always run the format stage; write no cache." };
-        foreach (var o in new Option[] { pairs, steps, batch, lr, methods, dModel, layers, heads, formatSteps, formatLr, evalEvery, restartEvery, warmup, seed, device, outDir, cacheDir, noCache })
+        foreach (var o in new Option[] { pairs, steps, batch, lr, methods, dModel, layers, heads, formatSteps, formatLr, formatWd, formatSchedule, evalEvery, restartEvery, warmup, seed, device, outDir, cacheDir, noCache })
             cmd.Options.Add(o);
         cmd.SetAction(r => Guard(() =>
         {
@@ -66,6 +68,8 @@ internal static class UuidCommand
                 Heads = r.GetValue(heads),
                 FormatSteps = r.GetValue(formatSteps),
                 FormatLr = r.GetValue(formatLr),
+                FormatWeightDecay = r.GetValue(formatWd),
+                FormatSchedule = r.GetValue(formatSchedule) ?? "cosine",
                 EvalEvery = r.GetValue(evalEvery),
                 RestartEvery = r.GetValue(restartEvery),
                 Warmup = r.GetValue(warmup),

@@ -40,7 +40,7 @@ public enum UuidStage
 public static class UuidExperiment
 {
     /// <summary>Bump when the format stage changes, so old cached base models are not reused.</summary>
-    private const string FormatVersion = "uuid-format-v1";
+    private const string FormatVersion = "uuid-format-v2";
 
     /// <summary>Runs every stage and returns the results (written nowhere; see <see cref="UuidResults.Write"/>).</summary>
     public static UuidResults Run(UuidSettings s, IProgress<UuidProgress>? progress = null, CancellationToken cancel = default)
@@ -69,7 +69,7 @@ public static class UuidExperiment
     {
         if (s.CacheDir == null) return null;
         var key = string.Join("|", FormatVersion, s.ModelConfig.ToJson(), s.FormatSteps.ToString(CultureInfo.InvariantCulture),
-            s.FormatLr.ToString("R", CultureInfo.InvariantCulture), s.Batch.ToString(CultureInfo.InvariantCulture), s.Seed.ToString(CultureInfo.InvariantCulture));
+            s.FormatLr.ToString("R", CultureInfo.InvariantCulture), s.FormatWeightDecay.ToString("R", CultureInfo.InvariantCulture), s.FormatSchedule, s.Batch.ToString(CultureInfo.InvariantCulture), s.Seed.ToString(CultureInfo.InvariantCulture));
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..16];
         return Path.Combine(s.CacheDir, $"base-{hash}.safetensors");
     }
@@ -89,8 +89,10 @@ public static class UuidExperiment
         if (s.FormatSteps > 0)
         {
             model.To(UuidSettings.ResolveDevice(s.Device));
-            var opt = new AdamW(model.TrainableParameters(), s.FormatLr, weightDecay: 0.1f);
-            var schedule = new WarmupCosineLr(s.FormatLr, Math.Min(s.Warmup, s.FormatSteps), s.FormatSteps, s.FormatLr * 0.1f);
+            var opt = new AdamW(model.TrainableParameters(), s.FormatLr, weightDecay: s.FormatWeightDecay);
+            LrSchedule schedule = s.FormatSchedule == "constant"
+                ? new ConstantLr(s.FormatLr)
+                : new WarmupCosineLr(s.FormatLr, Math.Min(s.Warmup, s.FormatSteps), s.FormatSteps, s.FormatLr * 0.1f);
             var trainer = new Trainer(model, opt, schedule, new FreshUuidSource(s.Seed + 1),
                 new TrainerOptions { BatchSize = s.Batch, Time = UuidVocab.Time, Seed = s.Seed });
             var loss = float.NaN;

@@ -73,6 +73,8 @@ public sealed record UuidResults(UuidSettings Settings, UuidBaseInfo Base, IRead
             w.WriteNumber("vocab_size", UuidVocab.Size);
             w.WriteNumber("format_steps", s.FormatSteps);
             w.WriteNumber("format_lr", s.FormatLr);
+            w.WriteNumber("format_weight_decay", s.FormatWeightDecay);
+            w.WriteString("format_schedule", s.FormatSchedule);
             w.WriteNumber("eval_every", s.EvalEvery);
             w.WriteNumber("warmup", s.Warmup);
             w.WriteNumber("restart_every", s.RestartEvery);

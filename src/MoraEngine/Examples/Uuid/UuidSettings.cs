@@ -197,6 +197,12 @@ public sealed record UuidSettings
     /// <summary>Peak learning rate of the format stage.</summary>
     public float FormatLr { get; init; } = 3e-3f;
 
+    /// <summary>AdamW weight decay of the format stage.</summary>
+    public float FormatWeightDecay { get; init; } = 0.1f;
+
+    /// <summary>The format stage's schedule: <c>cosine</c> (warm-up, then cosine to a tenth) or <c>constant</c>.</summary>
+    public string FormatSchedule { get; init; } = "cosine";
+
     /// <summary>Steps between evaluations (the last step is always evaluated).</summary>
     public int EvalEvery { get; init; } = 50;
 
@@ -232,6 +238,8 @@ public sealed record UuidSettings
         if (FormatSteps < 0) throw new ArgumentException($"--format-steps must be ≥ 0, got {FormatSteps}.");
         if (Warmup < 0) throw new ArgumentException($"--warmup must be ≥ 0, got {Warmup}.");
         if (!(FormatLr > 0) || !float.IsFinite(FormatLr)) throw new ArgumentException($"--format-lr must be positive, got {FormatLr}.");
+        if (!(FormatWeightDecay >= 0) || !float.IsFinite(FormatWeightDecay)) throw new ArgumentException($"--format-wd must be ≥ 0, got {FormatWeightDecay}.");
+        if (FormatSchedule is not ("cosine" or "constant")) throw new ArgumentException($"--format-schedule must be cosine or constant, got '{FormatSchedule}'.");
         if (DModel % Heads != 0) throw new ArgumentException($"--d-model {DModel} must be divisible by --heads {Heads}.");
         if (Methods.Count == 0) throw new ArgumentException("--methods: no method given.");
         var unused = LearningRates.UnusedKeys(Methods).ToList();
