@@ -44,6 +44,10 @@ internal static class UuidCommand
         var formatLr = new Option<float>("--format-lr") { Description = "Peak learning rate of the format stage.", DefaultValueFactory = _ => d.FormatLr };
         var formatWd = new Option<float>("--format-wd") { Description = "AdamW weight decay of the format stage.", DefaultValueFactory = _ => d.FormatWeightDecay };
         var formatSchedule = new Option<string>("--format-schedule") { Description = "Format-stage schedule: cosine (warm-up, cosine to a tenth) or constant.", DefaultValueFactory = _ => d.FormatSchedule };
+        var seeds = new Option<int>("--seeds") { Description = "Seeds to run (--seed, --seed + 1, …), each with its own pairs and base; the table reports mean ± std.", DefaultValueFactory = _ => d.Seeds };
+        var grid = new Option<bool>("--grid") { Description = "First choose the format-stage rate and each method's rate on a grid (first seed), the same way for every method." };
+        var gridFormatLrs = new Option<string?>("--grid-format-lrs") { Description = "Format-stage rates the grid tries (implies --grid; default " + string.Join(",", UuidSettings.DefaultGridFormatLrs.Select(f => f.ToString(CultureInfo.InvariantCulture))) + ")." };
+        var gridLrs = new Option<string?>("--grid-lrs") { Description = "Fine-tuning rates the grid tries for each method (implies --grid; default " + string.Join(",", d.GridLrs.Select(f => f.ToString(CultureInfo.InvariantCulture))) + ")." };
         var evalEvery = new Option<int>("--eval-every") { Description = "Steps between evaluations.", DefaultValueFactory = _ => d.EvalEvery };
         var restartEvery = new Option<int>("--restart-every") { Description = "Steps between ReLoRA/ReMoRA restarts.", DefaultValueFactory = _ => d.RestartEvery };
         var warmup = new Option<int>("--warmup") { Description = "Warm-up steps (then cosine decay to a tenth).", DefaultValueFactory = _ => d.Warmup };
@@ -52,7 +56,7 @@ internal static class UuidCommand
         var outDir = new Option<string?>("--out") { Description = "Results directory (default runs/uuid-TIMESTAMP)." };
         var cacheDir = new Option<string>("--cache-dir") { Description = "Where base models are cached, keyed by their settings.", DefaultValueFactory = _ => d.CacheDir! };
         var noCache = new Option<bool>("--no-cache") { Description = "Always run the format stage; write no cache." };
-        foreach (var o in new Option[] { pairs, steps, batch, lr, methods, dModel, layers, heads, formatSteps, formatLr, formatWd, formatSchedule, evalEvery, restartEvery, warmup, seed, device, outDir, cacheDir, noCache })
+        foreach (var o in new Option[] { pairs, steps, batch, lr, methods, dModel, layers, heads, formatSteps, formatLr, formatWd, formatSchedule, evalEvery, restartEvery, warmup, seed, seeds, grid, gridFormatLrs, gridLrs, device, outDir, cacheDir, noCache })
             cmd.Options.Add(o);
         cmd.SetAction(r => Guard(() =>
         {
@@ -74,6 +78,11 @@ internal static class UuidCommand
                 RestartEvery = r.GetValue(restartEvery),
                 Warmup = r.GetValue(warmup),
                 Seed = r.GetValue(seed),
+                Seeds = r.GetValue(seeds),
+                GridFormatLrs = r.GetValue(grid) || r.GetValue(gridFormatLrs) != null || r.GetValue(gridLrs) != null
+                    ? ParseRates(r.GetValue(gridFormatLrs), "--grid-format-lrs") ?? UuidSettings.DefaultGridFormatLrs
+                    : null,
+                GridLrs = ParseRates(r.GetValue(gridLrs), "--grid-lrs") ?? d.GridLrs,
                 Device = r.GetValue(device) ?? "auto",
                 CacheDir = r.GetValue(noCache) ? null : r.GetValue(cacheDir),
             };
@@ -81,6 +90,15 @@ internal static class UuidCommand
             return Run(settings, dir);
         }));
         return cmd;
+    }
+
+    private static float[]? ParseRates(string? text, string option)
+    {
+        if (text == null) return null;
+        var items = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (items.Length == 0) throw new ArgumentException($"{option}: no rate given (e.g. 1e-3,3e-3).");
+        return items.Select(i => float.TryParse(i, NumberStyles.Float, CultureInfo.InvariantCulture, out var f) && f > 0 && float.IsFinite(f)
+            ? f : throw new ArgumentException($"{option}: '{i}' is not a positive rate.")).ToArray();
     }
 
     private static int Guard(Func<int> action)
@@ -122,26 +140,27 @@ internal static class UuidCommand
                     .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
                     .Start(ctx =>
                     {
-                        var format = ctx.AddTask(Describe("base: format", null, float.NaN), maxValue: Math.Max(1, s.FormatSteps));
-                        var tasks = s.Methods.Select(m => ctx.AddTask(Describe(m.Label, null, float.NaN), autoStart: false, maxValue: s.Steps)).ToArray();
+                        // One bar per base model and per run, added as each starts.
+                        var tasks = new Dictionary<string, ProgressTask>();
+                        ProgressTask Task(string key, string description, int max)
+                        {
+                            if (!tasks.TryGetValue(key, out var t)) tasks[key] = t = ctx.AddTask(description, maxValue: Math.Max(1, max));
+                            return t;
+                        }
                         res = UuidExperiment.Run(s, new SyncProgress(p =>
                         {
+                            var prefix = s.Seeds > 1 || s.GridFormatLrs != null ? p.Phase + ": " : "";
                             if (p.MethodIndex < 0)
                             {
+                                var format = Task(p.Phase + "/format", Describe(prefix + "base: format", null, float.NaN), s.FormatSteps);
                                 format.Value = p.Stage == UuidStage.FormatCached ? format.MaxValue : p.Step;
-                                format.Description = p.Stage == UuidStage.FormatCached ? "base: format [green](cached)[/]" : Describe("base: format", null, p.Loss);
-                                if (p.Stage == UuidStage.FormatCached) format.StopTask();
+                                format.Description = p.Stage == UuidStage.FormatCached ? Markup.Escape(prefix) + "base: format [green](cached)[/]" : Describe(prefix + "base: format", null, p.Loss);
+                                if (p.Stage == UuidStage.FormatCached || p.Step >= p.TotalSteps) format.StopTask();
                                 return;
                             }
-                            if (!format.IsFinished)
-                            {
-                                format.Value = format.MaxValue;
-                                format.StopTask();
-                            }
-                            var t = tasks[p.MethodIndex];
-                            if (!t.IsStarted) t.StartTask();
+                            var t = Task(p.Phase + "/" + p.Label, Describe(prefix + p.Label, null, float.NaN), p.TotalSteps);
                             t.Value = p.Step;
-                            t.Description = Describe(p.Label, p.LastEval, p.Loss);
+                            t.Description = Describe(prefix + p.Label, p.LastEval, p.Loss);
                             if (p.Stage == UuidStage.MethodDone) t.StopTask();
                         }), cts.Token);
                     });
@@ -152,12 +171,13 @@ internal static class UuidCommand
                 results = UuidExperiment.Run(s, new SyncProgress(p =>
                 {
                     var evalStep = p.LastEval?.Step == p.Step;
-                    if (p.Stage == UuidStage.FormatCached) Console.WriteLine("base: format stage cached");
+                    var prefix = s.Seeds > 1 || s.GridFormatLrs != null ? p.Phase + ": " : "";
+                    if (p.Stage == UuidStage.FormatCached) Console.WriteLine(prefix + "base: format stage cached");
                     else if (p.Stage == UuidStage.Format && p.Step > 0 && (p.Step == p.TotalSteps || p.Step % 100 == 0))
-                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"base: format step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}"));
+                        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{prefix}base: format step {p.Step}/{p.TotalSteps} loss {p.Loss:F4}"));
                     else if (p.Stage == UuidStage.FineTune && evalStep)
                         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                            $"{p.Label}: step {p.Step}/{p.TotalSteps}{(float.IsNaN(p.Loss) ? "" : $" loss {p.Loss:F4}")} char {p.LastEval!.CharAccuracy * 100:F1}% exact {p.LastEval.ExactMatch * 100:F1}% ({p.Seconds:F0} s)"));
+                            $"{prefix}{p.Label}: step {p.Step}/{p.TotalSteps}{(float.IsNaN(p.Loss) ? "" : $" loss {p.Loss:F4}")} char {p.LastEval!.CharAccuracy * 100:F1}% exact {p.LastEval.ExactMatch * 100:F1}% ({p.Seconds:F0} s)"));
                 }), cts.Token);
             }
         }
@@ -172,27 +192,59 @@ internal static class UuidCommand
         }
 
         var files = results.Write(outDir);
-        var table = new Table().Border(TableBorder.Rounded).Title("UUID memorisation");
+        if (results.Grid is { } g) AnsiConsole.Write(GridTable(g));
+        var fs = results.Settings;
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title(fs.Seeds > 1 ? $"UUID memorisation, {fs.Seeds} seeds (mean ± std)" : "UUID memorisation");
         table.AddColumn("method");
         table.AddColumn(new TableColumn("rank").RightAligned());
         table.AddColumn(new TableColumn("trainable").RightAligned());
+        table.AddColumn(new TableColumn("lr").RightAligned());
         table.AddColumn(new TableColumn("char acc").RightAligned());
         table.AddColumn(new TableColumn("exact").RightAligned());
         table.AddColumn(new TableColumn("seconds").RightAligned());
-        foreach (var r in results.Runs)
+        foreach (var m in results.Summary)
             table.AddRow(
-                Markup.Escape(r.Method.Label),
-                r.Method.Rank is { } rank ? (r.Method.IsMora ? $"{rank} (r̂ {RankHatText(s, r.Method)})" : rank.ToString(CultureInfo.InvariantCulture)) : "all",
-                r.TrainableParams.ToString("N0", CultureInfo.InvariantCulture),
-                (r.Final.CharAccuracy * 100).ToString("F1", CultureInfo.InvariantCulture) + "%",
-                (r.GreedyExactMatch * 100).ToString("F1", CultureInfo.InvariantCulture) + "%",
-                r.Seconds.ToString("F1", CultureInfo.InvariantCulture));
+                Markup.Escape(m.Method.Label),
+                m.Method.Rank is { } rank ? (m.Method.IsMora ? $"{rank} (r̂ {RankHatText(fs, m.Method)})" : rank.ToString(CultureInfo.InvariantCulture)) : "all",
+                m.TrainableParams.ToString("N0", CultureInfo.InvariantCulture),
+                m.LearningRate.ToString("G3", CultureInfo.InvariantCulture),
+                m.CharAccuracy.Percent(),
+                m.ExactMatch.Percent(),
+                m.Seconds.Mean.ToString("F1", CultureInfo.InvariantCulture));
         AnsiConsole.Write(table);
         var start = results.Runs[0].Curve[0];
         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
             $"Base model before fine-tuning: char accuracy {start.CharAccuracy * 100:F1}% (format only; chance on the 30 random hex digits). Base {(results.Base.Cached ? "loaded from cache" : $"trained in {results.Base.Seconds:F1} s")}; whole run {wall.Elapsed.TotalSeconds:F0} s."));
         foreach (var f in files) AnsiConsole.MarkupLine($"  [grey]wrote[/] {Markup.Escape(f)}");
         return 0;
+    }
+
+    private static Table GridTable(UuidGrid g)
+    {
+        var t = new Table().Border(TableBorder.Rounded).Title($"Learning-rate grid (seed {g.Seed}): final char accuracy");
+        t.AddColumn("format lr");
+        t.AddColumn("method");
+        foreach (var lr in g.Lrs) t.AddColumn(new TableColumn(lr.ToString("G3", CultureInfo.InvariantCulture)).RightAligned());
+        var chosenFormat = g.ChosenFormatLr;
+        foreach (var f in g.FormatLrs)
+            foreach (var m in g.Entries.Where(e => e.FormatLr == f).Select(e => e.Method).DistinctBy(m => m.Spec))
+            {
+                var best = g.Best(f, m);
+                var cells = new List<string>
+                {
+                    f.ToString("G3", CultureInfo.InvariantCulture) + (f == chosenFormat ? " [green](chosen)[/]" : ""),
+                    Markup.Escape(m.Label),
+                };
+                foreach (var lr in g.Lrs)
+                {
+                    var e = g.Entries.First(x => x.FormatLr == f && x.Method.Spec == m.Spec && x.Lr == lr);
+                    var text = (e.CharAccuracy * 100).ToString("F1", CultureInfo.InvariantCulture) + "%";
+                    cells.Add(e == best ? $"[bold]{text}[/]" : text);
+                }
+                t.AddRow(cells.ToArray());
+            }
+        return t;
     }
 
     private static string RankHatText(UuidSettings s, UuidMethod m)

@@ -204,9 +204,16 @@ public class UuidEndToEndTests
             }
 
             var csv = File.ReadAllLines(Path.Combine(outDir, "curves.csv"));
-            Assert.Equal("method,rank,mora_type,step,char_accuracy,exact_match,loss", csv[0]);
+            Assert.Equal("seed,method,rank,mora_type,step,char_accuracy,exact_match,loss", csv[0]);
             Assert.Equal(1 + 6 * 3, csv.Length);
-            Assert.StartsWith("mora,2,6,4,", csv.Single(l => l.StartsWith("mora,2,6,4,", StringComparison.Ordinal)));
+            Assert.Single(csv, l => l.StartsWith("1,mora,2,6,4,", StringComparison.Ordinal));
+            var summary = root.GetProperty("summary").EnumerateArray().ToArray();
+            Assert.Equal(["fft", "lora:2", "mora:2:1", "mora:2:6", "remora:2:1", "relora:2"], summary.Select(m => m.GetProperty("method").GetString()));
+            Assert.Equal(1, summary[0].GetProperty("seeds").GetInt32());
+            Assert.Equal(runs[0].GetProperty("curve").EnumerateArray().Last().GetProperty("char_accuracy").GetDouble(),
+                summary[0].GetProperty("char_accuracy").GetProperty("mean").GetDouble());
+            Assert.Equal(0, summary[0].GetProperty("char_accuracy").GetProperty("std").GetDouble());
+            Assert.False(root.TryGetProperty("grid", out _));
             var svg = File.ReadAllText(Path.Combine(outDir, "char_accuracy.svg"));
             Assert.StartsWith("<svg", svg);
             Assert.Equal(6, Regex.Matches(svg, "<polyline").Count);
@@ -254,6 +261,81 @@ public class UuidEndToEndTests
         Assert.Equal(2, Run(["--steps", "-1", "--out", dir]));
         Assert.Equal(2, Run(["--device", "tpu", "--out", dir]));
         Assert.Equal(2, Run(["--d-model", "30", "--heads", "4", "--out", dir]));
+        Assert.Equal(2, Run(["--seeds", "0", "--out", dir]));
+        Assert.Equal(2, Run(["--grid-lrs", "1e-3,fast", "--out", dir]));
+        Assert.Equal(2, Run(["--grid-format-lrs", "-1", "--out", dir]));
+        Assert.Equal(2, Run(["--format-schedule", "linear", "--out", dir]));
+        Assert.Equal(2, Run(["--format-wd", "-0.1", "--out", dir]));
         Assert.False(Directory.Exists(dir));
+    }
+
+    private static UuidSettings TinySettings(ulong seed) => new()
+    {
+        Pairs = 8, Steps = 4, Batch = 4, FormatSteps = 3, EvalEvery = 2, DModel = 32, Layers = 1, Heads = 2, Warmup = 1,
+        Methods = UuidMethod.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null,
+    };
+
+    [Fact]
+    public void Seeds_RunEachSeedAsItsOwnRun_AndSummariseMeanAndSpread()
+    {
+        var both = UuidExperiment.Run(TinySettings(7) with { Seeds = 2 });
+        Assert.Equal(6, both.Runs.Count);
+        Assert.Equal([7UL, 7, 7, 8, 8, 8], both.Runs.Select(r => r.Seed));
+        Assert.Equal(2, both.Bases!.Count);
+        // The second seed's runs are exactly a one-seed run at that seed.
+        var eight = UuidExperiment.Run(TinySettings(8));
+        for (var i = 0; i < 3; i++)
+            Assert.Equal(eight.Runs[i].Curve, both.Runs[3 + i].Curve);
+        var lora = both.Summary[1];
+        Assert.Equal("lora:2", lora.Method.Spec);
+        var accs = new[] { both.Runs[1].Final.CharAccuracy, both.Runs[4].Final.CharAccuracy };
+        Assert.Equal(accs.Average(), lora.CharAccuracy.Mean, 12);
+        Assert.Equal(Math.Abs(accs[0] - accs[1]) / Math.Sqrt(2), lora.CharAccuracy.Std, 12);
+        Assert.Equal(accs.Min(), lora.CharAccuracy.Min);
+        Assert.Equal(accs.Max(), lora.CharAccuracy.Max);
+        Assert.Equal(1 + 6 * 3, both.ToCsv().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(3, System.Text.RegularExpressions.Regex.Matches(UuidPlot.Svg(both), "<polygon").Count);   // one band per method
+    }
+
+    [Fact]
+    public void GridRule_PicksEachMethodsBestRate_AndTheFormatRateWithTheBestMeanOfThose()
+    {
+        var fft = UuidMethod.Parse("fft");
+        var lora = UuidMethod.Parse("lora:8");
+        UuidGridEntry E(float f, UuidMethod m, float lr, double acc, double loss = 1) => new(f, m, lr, acc, 0, loss);
+        var g = new UuidGrid([1e-3f, 3e-3f], [1e-3f, 1e-2f], 1,
+        [
+            E(1e-3f, fft, 1e-3f, 0.90), E(1e-3f, fft, 1e-2f, 0.95), E(1e-3f, lora, 1e-3f, 0.60), E(1e-3f, lora, 1e-2f, 0.50),
+            // Higher best accuracy for FFT, but a lower mean of the methods' best (0.99 + 0.40 < 0.95 + 0.60).
+            E(3e-3f, fft, 1e-3f, 0.99), E(3e-3f, fft, 1e-2f, 0.97), E(3e-3f, lora, 1e-3f, 0.40), E(3e-3f, lora, 1e-2f, 0.40, loss: 0.5),
+        ]);
+        Assert.Equal(0.775, g.Score(1e-3f), 12);
+        Assert.Equal(0.695, g.Score(3e-3f), 12);
+        Assert.Equal(1e-3f, g.ChosenFormatLr);
+        Assert.Equal(1e-2f, g.ChosenLrs["fft"]);
+        Assert.Equal(1e-3f, g.ChosenLrs["lora:8"]);
+        Assert.Equal(1e-2f, g.Best(3e-3f, lora).Lr);   // a tie in accuracy goes to the lower loss
+        var applied = g.Apply(TinySettings(1) with { GridFormatLrs = [1e-3f, 3e-3f] });
+        Assert.Null(applied.GridFormatLrs);
+        Assert.Equal(1e-3f, applied.FormatLr);
+        Assert.Equal(1e-3f, applied.LearningRates.For(lora));
+    }
+
+    [Fact]
+    public void Grid_TriesEveryRateForEveryMethod_ThenRunsTheChoice()
+    {
+        var s = TinySettings(3) with { GridFormatLrs = [1e-3f, 3e-3f], GridLrs = [1e-3f, 1e-2f], Methods = UuidMethod.ParseList("fft,lora:2") };
+        var r = UuidExperiment.Run(s);
+        var g = Assert.IsType<UuidGrid>(r.Grid);
+        Assert.Equal(2 * 2 * 2, g.Entries.Count);
+        Assert.Equal(g.ChosenFormatLr, r.Settings.FormatLr);
+        foreach (var run in r.Runs) Assert.Equal(g.ChosenLrs[run.Method.Spec], run.LearningRate);
+        // The grid cell that matches the final run's settings is the same run.
+        var cell = g.Entries.Single(e => e.FormatLr == g.ChosenFormatLr && e.Method.Spec == "lora:2" && e.Lr == g.ChosenLrs["lora:2"]);
+        Assert.Equal(cell.CharAccuracy, r.Runs[1].Final.CharAccuracy);
+        using var doc = JsonDocument.Parse(r.ToJson());
+        var grid = doc.RootElement.GetProperty("grid");
+        Assert.Equal(8, grid.GetProperty("runs").GetArrayLength());
+        Assert.Equal(g.ChosenFormatLr, grid.GetProperty("chosen").GetProperty("format_lr").GetSingle());
     }
 }

@@ -19,7 +19,8 @@ namespace MoraEngine.Examples.Uuid;
 /// <param name="Loss">The last training loss (NaN before the first step).</param>
 /// <param name="LastEval">The latest evaluation in this stage, if any.</param>
 /// <param name="Seconds">Seconds spent in this stage.</param>
-public sealed record UuidProgress(UuidStage Stage, int MethodIndex, string Label, int Step, int TotalSteps, float Loss, UuidEvalPoint? LastEval, double Seconds);
+/// <param name="Phase">Which part of the run: <c>seed N</c>, or <c>grid format-lr F lr L</c> while the grid runs.</param>
+public sealed record UuidProgress(UuidStage Stage, int MethodIndex, string Label, int Step, int TotalSteps, float Loss, UuidEvalPoint? LastEval, double Seconds, string Phase = "");
 
 public enum UuidStage
 {
@@ -42,14 +43,59 @@ public static class UuidExperiment
     /// <summary>Bump when the format stage changes, so old cached base models are not reused.</summary>
     private const string FormatVersion = "uuid-format-v2";
 
-    /// <summary>Runs every stage and returns the results (written nowhere; see <see cref="UuidResults.Write"/>).</summary>
+    /// <summary>
+    /// Runs every stage and returns the results (written nowhere; see <see cref="UuidResults.Write"/>): the grid
+    /// when <see cref="UuidSettings.GridFormatLrs"/> is set, then every method for each of
+    /// <see cref="UuidSettings.Seeds"/> seeds.
+    /// </summary>
     public static UuidResults Run(UuidSettings s, IProgress<UuidProgress>? progress = null, CancellationToken cancel = default)
     {
         s.Validate();
+        UuidGrid? grid = null;
+        if (s.GridFormatLrs != null)
+        {
+            grid = RunGrid(s, progress, cancel);
+            s = grid.Apply(s);
+        }
+        var bases = new List<UuidBaseInfo>();
+        var runs = new List<UuidRun>();
+        for (var k = 0; k < s.Seeds; k++)
+        {
+            var seeded = s with { Seed = s.Seed + (ulong)k };
+            var (baseInfo, seedRuns) = RunSeed(seeded, $"seed {seeded.Seed}", progress, cancel);
+            bases.Add(baseInfo);
+            runs.AddRange(seedRuns);
+        }
+        return new UuidResults(s, bases[0], runs, bases, grid);
+    }
+
+    /// <summary>Every (format rate, method, rate) of the grid on the first seed; see <see cref="UuidGrid"/>.</summary>
+    private static UuidGrid RunGrid(UuidSettings s, IProgress<UuidProgress>? progress, CancellationToken cancel)
+    {
+        var entries = new List<UuidGridEntry>();
+        foreach (var f in s.GridFormatLrs!)
+            foreach (var m in s.Methods)
+                foreach (var lr in s.GridLrs)
+                {
+                    var cell = s with
+                    {
+                        FormatLr = f, Methods = [m], LearningRates = UuidLearningRates.ForSpecs(new Dictionary<string, float> { [m.Spec] = lr }),
+                        GridFormatLrs = null,
+                    };
+                    var phase = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"grid format-lr {f:G3} lr {lr:G3}");
+                    var (_, runs) = RunSeed(cell, phase, progress, cancel);
+                    var final = runs[0].Final;
+                    entries.Add(new UuidGridEntry(f, m, lr, final.CharAccuracy, final.ExactMatch, final.Loss));
+                }
+        return new UuidGrid(s.GridFormatLrs!, s.GridLrs, s.Seed, entries);
+    }
+
+    private static (UuidBaseInfo, List<UuidRun>) RunSeed(UuidSettings s, string phase, IProgress<UuidProgress>? progress, CancellationToken cancel)
+    {
         var cfg = s.ModelConfig;
         var pairs = new UuidPairs(s.Pairs, s.Seed + 2);
-
-        var baseInfo = BaseModel(s, progress, cancel, out var baseWeights);
+        var report = progress == null ? null : new PhaseProgress(progress, phase);
+        var baseInfo = BaseModel(s, report, cancel, out var baseWeights);
         var runs = new List<UuidRun>();
         UuidEvalPoint? start = null;
         for (var i = 0; i < s.Methods.Count; i++)
@@ -59,9 +105,15 @@ public static class UuidExperiment
             foreach (var (name, p) in model.NamedParameters()) p.CopyFrom(baseWeights[name]);
             // Every method starts from the same function (adapters start at ΔW = 0), so one step-0 evaluation serves all.
             start ??= UuidEvaluation.Evaluate(model, pairs, 0);
-            runs.Add(FineTune(s, i, model, pairs, start, progress, cancel));
+            runs.Add(FineTune(s, i, model, pairs, start, report, cancel));
         }
-        return new UuidResults(s, baseInfo, runs);
+        return (baseInfo, runs);
+    }
+
+    /// <summary>Stamps every report with the phase it belongs to.</summary>
+    private sealed class PhaseProgress(IProgress<UuidProgress> inner, string phase) : IProgress<UuidProgress>
+    {
+        public void Report(UuidProgress value) => inner.Report(value with { Phase = phase });
     }
 
     /// <summary>The cache file of the base model for these settings.</summary>
@@ -156,6 +208,6 @@ public static class UuidExperiment
         var greedy = UuidEvaluation.GreedyExactMatch(model, pairs);
         var seconds = sw.Elapsed.TotalSeconds;
         progress?.Report(new UuidProgress(UuidStage.MethodDone, index, m.Label, s.Steps, s.Steps, loss, curve[^1], seconds));
-        return new UuidRun(m, lr, trainable, seconds, curve, greedy);
+        return new UuidRun(m, lr, trainable, seconds, curve, greedy, s.Seed);
     }
 }

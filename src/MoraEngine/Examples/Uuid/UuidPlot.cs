@@ -4,7 +4,10 @@ using System.Text;
 
 namespace MoraEngine.Examples.Uuid;
 
-/// <summary>A hand-written SVG line chart of character accuracy against step, one line per method.</summary>
+/// <summary>
+/// A hand-written SVG line chart of character accuracy against step, one line per method: the mean over seeds,
+/// with a band from the lowest to the highest seed when there are several.
+/// </summary>
 public static class UuidPlot
 {
     private static readonly string[] Colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
@@ -29,7 +32,7 @@ public static class UuidPlot
         sb.Append(CultureInfo.InvariantCulture, $"""<rect width="{F(width)}" height="{F(height)}" fill="white"/>""").Append('\n');
         sb.Append(CultureInfo.InvariantCulture, $"""<text x="{F(left)}" y="24" font-size="16" font-weight="bold">UUID memorisation: character accuracy of the value</text>""").Append('\n');
         sb.Append(CultureInfo.InvariantCulture,
-            $"""<text x="{F(left)}" y="42" fill="#555">{s.Pairs} pairs, batch {s.Batch}, GPT d={s.DModel} L={s.Layers} H={s.Heads}, teacher-forced argmax over 36 characters, seed {s.Seed}</text>""").Append('\n');
+            $"""<text x="{F(left)}" y="42" fill="#555">{s.Pairs} pairs, {s.Steps} steps × batch {s.Batch}, GPT d={s.DModel} L={s.Layers} H={s.Heads}, {(s.Seeds > 1 ? $"seeds {s.Seed}–{s.Seed + (ulong)s.Seeds - 1}: mean, band min–max" : $"seed {s.Seed}")}</text>""").Append('\n');
 
         // Grid and y axis (0 .. 100 %).
         for (var i = 0; i <= 10; i++)
@@ -51,30 +54,41 @@ public static class UuidPlot
         sb.Append(CultureInfo.InvariantCulture, $"""<text x="{F(left + plotW / 2)}" y="{F(height - 18)}" text-anchor="middle">fine-tuning step</text>""").Append('\n');
         sb.Append(CultureInfo.InvariantCulture, $"""<text transform="translate(18 {F(top + plotH / 2)}) rotate(-90)" text-anchor="middle">character accuracy</text>""").Append('\n');
 
-        // One polyline per method, with a dot per evaluation.
-        for (var i = 0; i < results.Runs.Count; i++)
+        // Per method: the mean over seeds (a line with a dot per evaluation) and the seeds' range (a band).
+        var groups = results.Settings.Methods.Select(m => results.Runs.Where(r => r.Method.Spec == m.Spec).ToList()).Where(g => g.Count > 0).ToList();
+        for (var i = 0; i < groups.Count; i++)
         {
-            var r = results.Runs[i];
+            var g = groups[i];
             var color = Colors[i % Colors.Length];
-            var points = string.Join(" ", r.Curve.Select(p => $"{F(X(p.Step))},{F(Y(p.CharAccuracy))}"));
+            var n = g.Min(r => r.Curve.Count);
+            var steps = Enumerable.Range(0, n).Select(k => g[0].Curve[k].Step).ToArray();
+            var mean = Enumerable.Range(0, n).Select(k => g.Average(r => r.Curve[k].CharAccuracy)).ToArray();
+            if (g.Count > 1)
+            {
+                var lo = Enumerable.Range(0, n).Select(k => $"{F(X(steps[k]))},{F(Y(g.Min(r => r.Curve[k].CharAccuracy)))}");
+                var hi = Enumerable.Range(0, n).Reverse().Select(k => $"{F(X(steps[k]))},{F(Y(g.Max(r => r.Curve[k].CharAccuracy)))}");
+                sb.Append(CultureInfo.InvariantCulture, $"""<polygon fill="{color}" fill-opacity="0.15" stroke="none" points="{string.Join(" ", lo.Concat(hi))}"/>""").Append('\n');
+            }
+            var points = string.Join(" ", Enumerable.Range(0, n).Select(k => $"{F(X(steps[k]))},{F(Y(mean[k]))}"));
             sb.Append(CultureInfo.InvariantCulture, $"""<polyline fill="none" stroke="{color}" stroke-width="2.2" stroke-linejoin="round" points="{points}"/>""").Append('\n');
-            foreach (var p in r.Curve)
-                sb.Append(CultureInfo.InvariantCulture, $"""<circle cx="{F(X(p.Step))}" cy="{F(Y(p.CharAccuracy))}" r="2.6" fill="{color}"/>""").Append('\n');
+            for (var k = 0; k < n; k++)
+                sb.Append(CultureInfo.InvariantCulture, $"""<circle cx="{F(X(steps[k]))}" cy="{F(Y(mean[k]))}" r="2.6" fill="{color}"/>""").Append('\n');
         }
 
-        // Legend: label, trainable parameters and final accuracy.
+        // Legend: label, trainable parameters and final accuracy (mean ± std over seeds).
         var lx = left + plotW + 18;
         var ly = top + 6;
         sb.Append(CultureInfo.InvariantCulture, $"""<text x="{F(lx)}" y="{F(ly)}" font-weight="bold">method (trainable, final)</text>""").Append('\n');
-        for (var i = 0; i < results.Runs.Count; i++)
+        var summary = results.Summary;
+        for (var i = 0; i < summary.Count; i++)
         {
-            var r = results.Runs[i];
+            var m = summary[i];
             var color = Colors[i % Colors.Length];
             var y = ly + 24 + i * 36;
             sb.Append(CultureInfo.InvariantCulture, $"""<line x1="{F(lx)}" y1="{F(y - 4)}" x2="{F(lx + 24)}" y2="{F(y - 4)}" stroke="{color}" stroke-width="3"/>""").Append('\n');
-            sb.Append(CultureInfo.InvariantCulture, $"""<text x="{F(lx + 32)}" y="{F(y)}">{E(r.Method.Label)}</text>""").Append('\n');
+            sb.Append(CultureInfo.InvariantCulture, $"""<text x="{F(lx + 32)}" y="{F(y)}">{E(m.Method.Label)}</text>""").Append('\n');
             sb.Append(CultureInfo.InvariantCulture,
-                $"""<text x="{F(lx + 32)}" y="{F(y + 15)}" fill="#555" font-size="11">{r.TrainableParams:N0} params, {r.Final.CharAccuracy * 100:F1}%</text>""").Append('\n');
+                $"""<text x="{F(lx + 32)}" y="{F(y + 15)}" fill="#555" font-size="11">{m.TrainableParams:N0} params, {E(m.CharAccuracy.Percent())}</text>""").Append('\n');
         }
         sb.Append("</svg>\n");
         return sb.ToString();

@@ -115,6 +115,9 @@ public sealed class UuidLearningRates
         [UuidMethodKind.Remora] = 5e-3f,
     };
 
+    /// <summary>One rate per method spec (<c>mora:8:6</c> → rate), as a grid search chose them.</summary>
+    public static UuidLearningRates ForSpecs(IReadOnlyDictionary<string, float> bySpec) => new(null, bySpec.ToDictionary(k => k.Key, k => k.Value));
+
     /// <summary>No overrides: every method at its default.</summary>
     public static UuidLearningRates Default { get; } = new(null, new Dictionary<string, float>());
 
@@ -214,6 +217,22 @@ public sealed record UuidSettings
 
     public ulong Seed { get; init; } = 1;
 
+    /// <summary>Seeds to run (Seed, Seed + 1, …): each has its own pairs, base model and data order; tables report mean and spread.</summary>
+    public int Seeds { get; init; } = 1;
+
+    /// <summary>
+    /// Format-stage learning rates to try before the final runs (null: no grid). With a grid, every format rate and
+    /// every rate in <see cref="GridLrs"/> is tried for every method on the first seed, and the final runs use the
+    /// choice (see <see cref="UuidGrid"/>).
+    /// </summary>
+    public float[]? GridFormatLrs { get; init; }
+
+    /// <summary>Fine-tuning learning rates the grid tries for each method.</summary>
+    public float[] GridLrs { get; init; } = [1e-3f, 3e-3f, 5e-3f, 1e-2f];
+
+    /// <summary>The format-stage rates <c>--grid</c> tries by default.</summary>
+    public static float[] DefaultGridFormatLrs { get; } = [1e-3f, 3e-3f];
+
     /// <summary><c>auto</c> (CUDA when a CUDA device works, else the CPU), <c>cpu</c>, <c>cuda</c> or <c>cuda:N</c>.</summary>
     public string Device { get; init; } = "auto";
 
@@ -235,6 +254,18 @@ public sealed record UuidSettings
         Positive(Heads, "--heads");
         Positive(EvalEvery, "--eval-every");
         Positive(RestartEvery, "--restart-every");
+        Positive(Seeds, "--seeds");
+        static void Rates(float[] rates, string name)
+        {
+            if (rates.Length == 0) throw new ArgumentException($"{name}: no rate given.");
+            foreach (var r in rates)
+                if (!(r > 0) || !float.IsFinite(r)) throw new ArgumentException($"{name}: rates must be positive, got {r}.");
+        }
+        if (GridFormatLrs != null)
+        {
+            Rates(GridFormatLrs, "--grid-format-lrs");
+            Rates(GridLrs, "--grid-lrs");
+        }
         if (FormatSteps < 0) throw new ArgumentException($"--format-steps must be ≥ 0, got {FormatSteps}.");
         if (Warmup < 0) throw new ArgumentException($"--warmup must be ≥ 0, got {Warmup}.");
         if (!(FormatLr > 0) || !float.IsFinite(FormatLr)) throw new ArgumentException($"--format-lr must be positive, got {FormatLr}.");
