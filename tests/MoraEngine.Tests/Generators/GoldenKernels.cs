@@ -1,6 +1,6 @@
 using MoraEngine.Adapters;
 
-// The golden-vector shapes (../shared/testdata/mora-vectors.json), so GoldenVectorTests also run the generated kernels:
+// The golden-vector shapes (TestData/mora-vectors.json), so GoldenVectorTests also run the generated kernels:
 // every type (0, 1, 2, 3, 4, 6), with and without wrap padding and tiling remainders.
 [assembly: MoraKernel(InFeatures = 48, OutFeatures = 48, Rank = 2, Type = MoraType.Sharing)]
 [assembly: MoraKernel(InFeatures = 40, OutFeatures = 100, Rank = 2, Type = MoraType.Sharing)]

@@ -7,7 +7,8 @@ namespace MoraEngine.Tests.Ilgpu;
 /// <summary>
 /// The PTX ILGPU emits for SM_90 for the main kernels (the tiled SGEMM, the causal row softmax of attention, the
 /// MoRA compression and its backward), compiled without a device and compared with checked-in snapshots so that a
-/// codegen change (ours or ILGPU's) shows up in review.
+/// codegen change (ours or ILGPU's) shows up in review. The PTX depends on whether the kernels' IL was optimised, so
+/// each snapshot exists for Release and for Debug (see <see cref="PtxSnapshot"/>).
 /// </summary>
 [Trait("Backend", "Ilgpu")]
 public class PtxSnapshotTests
@@ -29,7 +30,7 @@ public class PtxSnapshotTests
             ?? throw new InvalidOperationException($"No kernel method {method}.");
         var ptx = PtxSnapshot.Compile(mi, explicitlyGrouped);
         Assert.Contains(".entry", ptx);
-        PtxSnapshot.Verify(snapshot, ptx);
+        PtxSnapshot.Verify(snapshot, ptx, mi);
     }
 
     [Fact]
@@ -54,8 +55,25 @@ public class PtxSnapshotTests
         var ptx = PtxSnapshot.Compile(kernel.Method, false);
         Assert.Contains(".entry", ptx);
         Assert.Contains("143", ptx);
-        PtxSnapshot.Verify("ptx-mora-compress-512x2048-r143-sharing", ptx);
+        PtxSnapshot.Verify("ptx-mora-compress-512x2048-r143-sharing", ptx, kernel.Method);
     }
+
+    [Fact]
+    public void PtxSnapshots_ExistForBothConfigurations()
+    {
+        // A run checks only its own configuration's files, so a snapshot accepted in one configuration alone would
+        // leave the other stale or missing; this catches that in either.
+        var dir = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(ThisFile())!)!, "Snapshots");
+        var release = Directory.GetFiles(dir, "ptx-*.verified.txt").Select(Path.GetFileName)
+            .Where(f => !f!.EndsWith(".Debug.verified.txt", StringComparison.Ordinal))
+            .Select(f => f![..^".verified.txt".Length]).Order(StringComparer.Ordinal).ToArray();
+        var debug = Directory.GetFiles(dir, "ptx-*.Debug.verified.txt").Select(Path.GetFileName)
+            .Select(f => f![..^".Debug.verified.txt".Length]).Order(StringComparer.Ordinal).ToArray();
+        Assert.NotEmpty(release);
+        Assert.Equal(release, debug);
+    }
+
+    private static string ThisFile([System.Runtime.CompilerServices.CallerFilePath] string path = "") => path;
 
     [Fact]
     public void Ptx_IsStable_AcrossCompilations()
