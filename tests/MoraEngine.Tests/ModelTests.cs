@@ -73,6 +73,9 @@ public class ModelTests
         Assert.Throws<ArgumentException>(() => ModelConfig.FromJson("{ not json"));
         var round = ModelConfig.FromJson(ModelConfig.SmallLlama.ToJson());
         Assert.Equal(ModelConfig.SmallLlama, round);
+        // A misspelt field is an error naming it, not a silently default model.
+        var typo = Assert.Throws<ArgumentException>(() => ModelConfig.FromJson("""{"d_modle": 64}"""));
+        Assert.Contains("d_modle", typo.Message);
     }
 
     [Fact]

@@ -75,7 +75,11 @@ public sealed record ModelConfig
         _ => throw new ArgumentException($"Unknown model preset '{name}' (known: small-cpu, small-gpu, small-llama, tiny)."),
     };
 
-    internal static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    /// <summary>snake_case fields; a field the config does not have (a typo such as <c>d_modle</c>) is an error, not a default.</summary>
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
