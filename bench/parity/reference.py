@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference for the parity harness: redoes an engine run from what `parity run` wrote.
 
-Usage: /usr/bin/python3 bench/parity/reference.py DIR [DIR ...]
+Usage: /usr/bin/python3 bench/parity/reference.py [--double] DIR [DIR ...]
 
 Reads DIR/case.json, init.safetensors, batches.safetensors (and restarts.safetensors, eval.safetensors), builds
 the same model in plain PyTorch (GPT-2 style: LayerNorm, learned positions, tanh GELU; LLaMA style: RMSNorm,
@@ -10,6 +10,9 @@ torch.optim.AdamW, clip_grad_norm_ and the case's warm-up + cosine schedule on t
 DIR/torch.json (per-step losses, learning rates, gradient norms, final character accuracy) and
 DIR/torch_grads.safetensors (raw gradients at the recorded steps). Nothing here comes from the engine's code:
 the model, the adapters, the schedule and the restarts are written from their published definitions.
+
+With --double the same run is done in float64 (torch64.json, torch64_grads.safetensors): the exact-arithmetic
+yardstick against which both float32 runs, the engine's and PyTorch's, show how far float32 rounding alone drifts.
 
 Needs Debian's python3-torch and python3-numpy only (no safetensors package: the format is read directly).
 """
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 torch.use_deterministic_algorithms(True)
+DTYPE = torch.float32
 
 
 # ----------------------------------------------------------------------------------------------- safetensors
@@ -81,7 +85,7 @@ def rope_tables(rh, chunks):
     g = torch.arange(chunks, dtype=torch.float64)[:, None]
     ang = g * theta[None, :]                       # [G, h]
     ang = torch.cat([ang, ang], dim=1)             # angle of element j uses theta[j mod h]
-    return torch.cos(ang).float(), torch.sin(ang).float()
+    return torch.cos(ang).to(DTYPE), torch.sin(ang).to(DTYPE)
 
 
 class MoraOp:
@@ -139,7 +143,7 @@ class MoraOp:
             op = MoraOp(self.n_in, self.n_out, self.rh, self.type)
             if self.type == 6:
                 op.cos, op.sin = self.cos.double(), self.sin.double()
-            return op(eye, M.double()).t().float()      # [out, in]: column j is ΔW e_j
+            return op(eye, M.double()).t().to(DTYPE)    # [out, in]: column j is ΔW e_j
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -188,7 +192,7 @@ class Model:
         freq = self.theta ** (-2.0 * j / hd)
         ang = torch.arange(T, dtype=torch.float64)[:, None] * freq[None, :]
         ang = torch.cat([ang, ang], dim=1)
-        cos, sin = torch.cos(ang).float(), torch.sin(ang).float()
+        cos, sin = torch.cos(ang).to(x.dtype), torch.sin(ang).to(x.dtype)
         x = x.view(B, T, self.heads, hd)
         rot = torch.cat([-x[..., h:], x[..., :h]], dim=-1)
         return (x * cos[None, :, None, :] + rot * sin[None, :, None, :]).view(B, T, D)
@@ -241,9 +245,9 @@ def lr_at(case, step, last_restart):
     return lr
 
 
-def run(dir):
+def run(dir, tag="torch"):
     case = json.load(open(f"{dir}/case.json"))
-    init = load_safetensors(f"{dir}/init.safetensors")
+    init = {k: v.to(DTYPE) for k, v in load_safetensors(f"{dir}/init.safetensors").items()}
     batches = load_safetensors(f"{dir}/batches.safetensors")
     engine = json.load(open(f"{dir}/engine.json"))
     trainable_names = engine["trainable"]   # which parameters the method trains (checked below)
@@ -274,7 +278,7 @@ def run(dir):
         params[k].requires_grad_(True)
     opt = torch.optim.AdamW([params[k] for k in train], lr=case["lr"], betas=(case["beta1"], case["beta2"]),
                             eps=case["eps"], weight_decay=case["weight_decay"])
-    restarts = load_safetensors(f"{dir}/restarts.safetensors") if case["restart_every"] else {}
+    restarts = {k: v.to(DTYPE) for k, v in load_safetensors(f"{dir}/restarts.safetensors").items()} if case["restart_every"] else {}
     ids_all = batches["ids"].long()
     tg_all = batches["targets"].long()
     grad_steps = set(case["grad_steps"])
@@ -329,14 +333,19 @@ def run(dir):
             out["final_eval"] = {"char_accuracy": (lg.argmax(-1)[m] == t[m]).float().mean().item()}
     except FileNotFoundError:
         pass
-    json.dump(out, open(f"{dir}/torch.json", "w"), indent=1)
-    save_safetensors(f"{dir}/torch_grads.safetensors", grads)
+    json.dump(out, open(f"{dir}/{tag}.json", "w"), indent=1)
+    save_safetensors(f"{dir}/{tag}_grads.safetensors", grads)
     acc = f", char accuracy {out['final_eval']['char_accuracy'] * 100:.1f}%" if "final_eval" in out else ""
-    print(f"{case['name']}: {len(losses)} steps, final loss {losses[-1]:.4f}{acc}")
+    print(f"{case['name']} ({tag}): {len(losses)} steps, final loss {losses[-1]:.4f}{acc}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
+    args = sys.argv[1:]
+    tag = "torch"
+    if args[:1] == ["--double"]:
+        DTYPE, tag, args = torch.float64, "torch64", args[1:]
+        torch.set_default_dtype(torch.float64)
+    if not args:
         sys.exit(__doc__)
-    for d in sys.argv[1:]:
-        run(d)
+    for d in args:
+        run(d, tag)

@@ -32,11 +32,14 @@ public sealed record ParityReport(
     double MaxLrRelative,
     double? EngineAccuracy,
     double? ReferenceAccuracy,
-    bool Passed)
+    bool Passed,
+    double? EngineVsDouble = null,
+    double? ReferenceVsDouble = null,
+    string Verdict = "")
 {
     public static string Header =>
-        "| case | steps | step-0/1 grads, max rel. (tensor) | loss ≤ 20, max rel. | loss, max rel. (step) | lr | char acc. engine / PyTorch | |\n" +
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |";
+        "| case | steps | step-0/1 grads, max rel. (tensor) | loss ≤ 20, max rel. | loss, max rel. (step) | lr | loss vs float64: engine / PyTorch f32 | char acc. engine / PyTorch | |\n" +
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |";
 
     public string Row()
     {
@@ -44,7 +47,8 @@ public sealed record ParityReport(
         var acc = EngineAccuracy is { } a && ReferenceAccuracy is { } b
             ? $"{a * 100:0.0}% / {b * 100:0.0}%"
             : "–";
-        return $"| {Case} | {Steps} | {E(MaxGradRelative)} ({WorstGradTensor}) | {E(MaxEarlyLossRelative)} | {E(MaxLossRelative)} ({WorstLossStep}) | {E(MaxLrRelative)} | {acc} | {(Passed ? "pass" : "FAIL")} |";
+        var f64 = EngineVsDouble is { } ed && ReferenceVsDouble is { } rd ? $"{E(ed)} / {E(rd)}" : "–";
+        return $"| {Case} | {Steps} | {E(MaxGradRelative)} ({WorstGradTensor}) | {E(MaxEarlyLossRelative)} | {E(MaxLossRelative)} ({WorstLossStep}) | {E(MaxLrRelative)} | {f64} | {acc} | {Verdict} |";
     }
 
     /// <summary>Compares DIR/engine.json and engine_grads.safetensors with DIR/torch.json and torch_grads.safetensors.</summary>
@@ -69,8 +73,24 @@ public sealed record ParityReport(
         var rg = Safetensors.Load(Path.Combine(dir, "torch_grads.safetensors")).Tensors;
         var (gradRel, worst) = GradDifferences(eg.ToDictionary(k => k.Key, k => k.Value.Data), rg.ToDictionary(k => k.Key, k => k.Value.Data));
         double? Acc(JsonNode n) => n["final_eval"]?["char_accuracy"]?.GetValue<double>();
-        var passed = gradRel <= targets.GradRelative && early <= targets.EarlyLossRelative && late <= targets.LossRelative && lrRel <= 1e-5;
-        return new ParityReport(name, el.Length, gradRel, worst, early, late, worstStep, lrRel, Acc(engine), Acc(reference), passed);
+        var strict = gradRel <= targets.GradRelative && early <= targets.EarlyLossRelative && late <= targets.LossRelative && lrRel <= 1e-5;
+        // With a float64 run of the reference beside it: how far each float32 run drifts from exact arithmetic. When
+        // PyTorch's own float32 run drifts past the late target, no float32 implementation can meet it; the engine
+        // then passes if it stays as close to the float64 run as PyTorch's float32 run does (within 2×).
+        double? engineVsDouble = null, referenceVsDouble = null;
+        var verdict = strict ? "pass" : "FAIL";
+        var doublePath = Path.Combine(dir, "torch64.json");
+        if (File.Exists(doublePath))
+        {
+            var dl = Floats(ReadJson(doublePath)["losses"]!);
+            engineVsDouble = LossDifferences(el, dl, targets.EarlySteps).All;
+            referenceVsDouble = LossDifferences(rl, dl, targets.EarlySteps).All;
+            if (!strict && gradRel <= targets.GradRelative && early <= targets.EarlyLossRelative && lrRel <= 1e-5
+                && referenceVsDouble > targets.LossRelative && engineVsDouble <= 2 * referenceVsDouble)
+                verdict = "pass (float32 drift)";
+        }
+        return new ParityReport(name, el.Length, gradRel, worst, early, late, worstStep, lrRel, Acc(engine), Acc(reference),
+            verdict.StartsWith("pass", StringComparison.Ordinal), engineVsDouble, referenceVsDouble, verdict);
     }
 
     /// <summary>Max relative loss difference over the first <paramref name="early"/> steps and over all steps.</summary>
