@@ -90,7 +90,7 @@ public sealed record ParityCase
     /// <summary>
     /// Parses <c>parity run</c>'s options: <c>--arch --method --mora-type --rank --alpha --lr --steps
     /// --schedule-steps --warmup --batch --pairs --d-model --layers --heads --restart-every --clip --seed --base
-    /// --eval --out</c>.
+    /// --grad-steps 0,1,… --eval --out</c>.
     /// </summary>
     public static (ParityCase Case, string? OutDir, bool Evaluate) FromArgs(IReadOnlyList<string> args)
     {
@@ -131,6 +131,14 @@ public sealed record ParityCase
                 case "--clip": c = c with { Clip = Float() }; break;
                 case "--seed": c = c with { Seed = (ulong)Int() }; break;
                 case "--base": c = c with { BasePath = Next() }; break;
+                case "--grad-steps":
+                    var list = Next();
+                    c = c with
+                    {
+                        GradSteps = list.Split(',').Select(t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0
+                            ? n : throw new ArgumentException($"--grad-steps: '{t}' is not a step number.")).ToArray(),
+                    };
+                    break;
                 case "--eval": evaluate = true; break;
                 case "--out": outDir = Next(); break;
                 default: throw new ArgumentException($"unknown option '{option}'.");

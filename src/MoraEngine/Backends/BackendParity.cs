@@ -630,8 +630,8 @@ internal static class BackendParity
         for (var step = 1; step <= 3; step++)
         {
             var g = c.Rand(1003);
-            float bc1 = 1f - MathF.Pow(0.9f, step), bc2 = 1f - MathF.Pow(0.999f, step);
-            c.Both((be, t) => be.AdamW(t(p), t(g), t(m), t(v), 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, bc1, bc2));
+            var a = AdamStep.Create(1e-2, 0.9, 0.999, 1e-8, 0.1, step);
+            c.Both((be, t) => be.AdamW(t(p), t(g), t(m), t(v), a));
         }
         c.Check("p", p, 1e-5);
         c.Check("m", m, 1e-6);

@@ -1,3 +1,5 @@
+using MoraEngine.Backends;
+
 namespace MoraEngine.Optim;
 
 /// <summary>Updates a fixed list of parameters from their gradients.</summary>
@@ -93,6 +95,9 @@ public sealed class AdamW : Optimizer
         Beta2 = beta2;
         Eps = eps;
         WeightDecay = weightDecay;
+        _beta1 = Decimal(beta1);
+        _beta2 = Decimal(beta2);
+        _eps = Decimal(eps);
         _m = new Tensor?[Parameters.Length];
         _v = new Tensor?[Parameters.Length];
         _steps = new int[Parameters.Length];
@@ -136,17 +141,13 @@ public sealed class AdamW : Optimizer
                 if (p.Grad == null || !p.GradValid) continue;
                 if (!ReferenceEquals(p.Grad, Fused.Grads[i]))
                     throw new InvalidOperationException($"AdamW: the gradient of {p.Name ?? p.ShapeText} was replaced; the fused update needs the buffer it was given.");
-                var t = ++_steps[i];
-                var bc1 = 1f - MathF.Pow(Beta1, t);
-                var bc2 = 1f - MathF.Pow(Beta2, t);
-                var wd = p.Rank >= 2 ? WeightDecay : 0f;
-                var a = Backends.Ilgpu.IlgpuBackend.AdamParams(LearningRate, Beta1, Beta2, Eps, wd, bc1, bc2);
+                var a = Coefficients(p, ++_steps[i]);
                 per[4 * i] = a.StepSize;
                 per[4 * i + 1] = a.Decay;
                 per[4 * i + 2] = a.InvBc2Sqrt;
                 per[4 * i + 3] = 1f;
             }
-            Fused.Backend.FusedAdamW(Fused, Beta1, Beta2, Eps, per);
+            Fused.Backend.FusedAdamW(Fused, AdamStep.Create(LearningRate, _beta1, _beta2, _eps, 0, 1), per);
             return;
         }
         for (var i = 0; i < Parameters.Length; i++)
@@ -154,13 +155,22 @@ public sealed class AdamW : Optimizer
             var p = Parameters[i];
             if (p.Grad == null || !p.GradValid) continue;
             // Bias correction counts this parameter's own updates, so a restarted adapter starts afresh.
-            var t = ++_steps[i];
-            var bc1 = 1f - MathF.Pow(Beta1, t);
-            var bc2 = 1f - MathF.Pow(Beta2, t);
-            var wd = p.Rank >= 2 ? WeightDecay : 0f;
-            p.Device.Backend.AdamW(p, p.Grad, _m[i]!, _v[i]!, LearningRate, Beta1, Beta2, Eps, wd, bc1, bc2);
+            p.Device.Backend.AdamW(p, p.Grad, _m[i]!, _v[i]!, Coefficients(p, ++_steps[i]));
         }
     }
+
+    /// <summary>
+    /// This update's coefficients for <paramref name="p"/> (weight decay on matrices only), in double. The float
+    /// hyperparameters are read as the decimals they were written as (0.999f is 0.999, not 0.99900001287), so
+    /// 1 − β2 is 0.001 as in PyTorch, whose hyperparameters are Python floats.
+    /// </summary>
+    private AdamStep Coefficients(Tensor p, int t) =>
+        AdamStep.Create(LearningRate, _beta1, _beta2, _eps, p.Rank >= 2 ? Decimal(WeightDecay) : 0, t);
+
+    /// <summary>The shortest decimal that rounds to <paramref name="f"/>, as a double (float → decimal keeps 7 significant digits).</summary>
+    private static double Decimal(float f) => float.IsFinite(f) && Math.Abs(f) < 7.9e27f ? (double)(decimal)f : f;
+
+    private readonly double _beta1, _beta2, _eps;
 
     public override void ResetState(IEnumerable<Tensor> parameters)
     {

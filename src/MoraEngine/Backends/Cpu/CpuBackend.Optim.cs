@@ -5,29 +5,26 @@ namespace MoraEngine.Backends.Cpu;
 
 public sealed partial class CpuBackend
 {
-    public void AdamW(Tensor p, Tensor g, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2)
+    public void AdamW(Tensor p, Tensor g, Tensor m, Tensor v, AdamStep step)
     {
         float[] P = p.CpuArray, G = g.CpuArray, M = m.CpuArray, V = v.CpuArray;
         int po = p.Offset, go = g.Offset, mo = m.Offset, vo = v.Offset;
-        var stepSize = lr / bc1;
-        var invBc2Sqrt = 1f / MathF.Sqrt(bc2);
-        var decay = 1f - lr * weightDecay;
         CpuParallel.For(p.Length, ParallelGrain, (s, e) =>
-            AdamWRange(P.AsSpan(po + s, e - s), G.AsSpan(go + s, e - s), M.AsSpan(mo + s, e - s), V.AsSpan(vo + s, e - s),
-                stepSize, beta1, beta2, eps, decay, invBc2Sqrt));
+            AdamWRange(P.AsSpan(po + s, e - s), G.AsSpan(go + s, e - s), M.AsSpan(mo + s, e - s), V.AsSpan(vo + s, e - s), step));
     }
 
     /// <summary>One fused pass: moments, bias correction, decoupled decay and the update, 16 floats at a time.</summary>
-    private static void AdamWRange(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v,
-        float stepSize, float b1, float b2, float eps, float decay, float invBc2Sqrt)
+    private static void AdamWRange(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, AdamStep a)
     {
+        float stepSize = a.StepSize, b1 = a.Beta1, b1c = a.OneMinusBeta1, b2 = a.Beta2, b2c = a.OneMinusBeta2, eps = a.Eps,
+            decay = a.Decay, invBc2Sqrt = a.InvBc2Sqrt;
         var i = 0;
         if (Vector512.IsHardwareAccelerated)
         {
             var vb1 = Vector512.Create(b1);
-            var vb1c = Vector512.Create(1 - b1);
+            var vb1c = Vector512.Create(b1c);
             var vb2 = Vector512.Create(b2);
-            var vb2c = Vector512.Create(1 - b2);
+            var vb2c = Vector512.Create(b2c);
             var veps = Vector512.Create(eps);
             var vdecay = Vector512.Create(decay);
             var vstep = Vector512.Create(stepSize);
@@ -51,8 +48,8 @@ public sealed partial class CpuBackend
         for (; i < p.Length; i++)
         {
             var gi = g[i];
-            var mi = b1 * m[i] + (1 - b1) * gi;
-            var vi = b2 * v[i] + (1 - b2) * gi * gi;
+            var mi = b1 * m[i] + b1c * gi;
+            var vi = b2 * v[i] + b2c * gi * gi;
             m[i] = mi;
             v[i] = vi;
             p[i] = p[i] * decay - stepSize * mi / (MathF.Sqrt(vi) * invBc2Sqrt + eps);

@@ -6,35 +6,25 @@ namespace MoraEngine.Backends.Ilgpu;
 
 public sealed partial class IlgpuBackend
 {
-    internal struct AdamArgs
-    {
-        public float StepSize, Beta1, Beta2, Eps, Decay, InvBc2Sqrt;
-    }
-
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs>? _kAdamW;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamStep>? _kAdamW;
     private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, Vec4>? _kSgd;
 
     /// <summary>The CPU backend's fused AdamW update, element for element.</summary>
-    private static void AdamWKernel(Index1D i, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamArgs a)
+    private static void AdamWKernel(Index1D i, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v, AdamStep a)
     {
         var gi = g[i];
-        var mi = a.Beta1 * m[i] + (1 - a.Beta1) * gi;
-        var vi = a.Beta2 * v[i] + (1 - a.Beta2) * gi * gi;
+        var mi = a.Beta1 * m[i] + a.OneMinusBeta1 * gi;
+        var vi = a.Beta2 * v[i] + a.OneMinusBeta2 * gi * gi;
         m[i] = mi;
         v[i] = vi;
         p[i] = p[i] * a.Decay - a.StepSize * mi / (XMath.Sqrt(vi) * a.InvBc2Sqrt + a.Eps);
     }
 
-    internal static AdamArgs AdamParams(float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2) => new()
-    {
-        StepSize = lr / bc1, Beta1 = beta1, Beta2 = beta2, Eps = eps, Decay = 1f - lr * weightDecay, InvBc2Sqrt = 1f / MathF.Sqrt(bc2),
-    };
-
-    public void AdamW(Tensor p, Tensor g, Tensor m, Tensor v, float lr, float beta1, float beta2, float eps, float weightDecay, float bc1, float bc2)
+    public void AdamW(Tensor p, Tensor g, Tensor m, Tensor v, AdamStep step)
     {
         if (p.Length == 0) return;
-        (_kAdamW ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamArgs>(AdamWKernel))(
-            p.Length, V(p), V(g), V(m), V(v), AdamParams(lr, beta1, beta2, eps, weightDecay, bc1, bc2));
+        (_kAdamW ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamStep>(AdamWKernel))(
+            p.Length, V(p), V(g), V(m), V(v), step);
     }
 
     /// <summary>I0: momentum buffer present; F0: lr, F1: momentum, F2: weight decay.</summary>
@@ -172,38 +162,39 @@ public sealed partial class IlgpuBackend
 
     /// <summary>
     /// AdamW over every parameter of the group in one launch. perParam holds, for each parameter, 4 floats:
-    /// step size lr/bc1, decay 1 − lr·wd, 1/√bc2, and 1 when its gradient is valid (0 skips it).
+    /// step size lr/bc1, decay 1 − lr·wd, 1/√bc2, and 1 when its gradient is valid (0 skips it); β1, β2, their
+    /// complements and eps come from <paramref name="a"/>.
     /// </summary>
     private static void FusedAdamWKernel(Index1D index, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
-        ArrayView<int> table, ArrayView<float> perParam, Vec4 a)
+        ArrayView<int> table, ArrayView<float> perParam, AdamStep a, int count)
     {
         int e = index;
-        var count = a.I0;
         var s = SegmentOf(table, count, e);
         if (perParam[4 * s + 3] == 0f) return;
         var local = e - table[s];
         var pi = table[count + 1 + s] + local;
         var si = table[2 * count + 1 + s] + local;
-        float b1 = a.F0, b2 = a.F1, eps = a.F2;
         var gi = g[si];
-        var mi = b1 * m[si] + (1 - b1) * gi;
-        var vi = b2 * v[si] + (1 - b2) * gi * gi;
+        var mi = a.Beta1 * m[si] + a.OneMinusBeta1 * gi;
+        var vi = a.Beta2 * v[si] + a.OneMinusBeta2 * gi * gi;
         m[si] = mi;
         v[si] = vi;
-        p[pi] = p[pi] * perParam[4 * s + 1] - perParam[4 * s] * mi / (XMath.Sqrt(vi) * perParam[4 * s + 2] + eps);
+        p[pi] = p[pi] * perParam[4 * s + 1] - perParam[4 * s] * mi / (XMath.Sqrt(vi) * perParam[4 * s + 2] + a.Eps);
     }
 
-    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, Vec4>? _kFusedAdamW;
+    private Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, AdamStep, int>? _kFusedAdamW;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<double>, Vec4>? _kFusedSumSq;
     private Action<Index1D, ArrayView<float>, ArrayView<int>, ArrayView<float>, Vec4>? _kFusedScale;
 
-    internal void FusedAdamW(FusedParameterGroup group, float beta1, float beta2, float eps, float[] perParam)
+    /// <param name="group">The parameters, gradients and moments.</param>
+    /// <param name="common">β1, β2, their complements and eps (its per-parameter fields are unused).</param>
+    /// <param name="perParam">4 floats per parameter, see <see cref="FusedAdamWKernel"/>.</param>
+    internal void FusedAdamW(FusedParameterGroup group, AdamStep common, float[] perParam)
     {
         if (group.Total == 0) return;
         var pp = UploadFloats(perParam);
-        (_kFusedAdamW ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, Vec4>(FusedAdamWKernel))(
-            group.Total, group.ParameterArena, group.GradArena, group.MArena, group.VArena, group.Table, pp,
-            new Vec4 { I0 = group.Count, F0 = beta1, F1 = beta2, F2 = eps });
+        (_kFusedAdamW ??= _acc.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, AdamStep, int>(FusedAdamWKernel))(
+            group.Total, group.ParameterArena, group.GradArena, group.MArena, group.VArena, group.Table, pp, common, group.Count);
     }
 
     /// <summary>partial[q] = Σ g² over elements q + P·j of valid segments (fixed interleaved partition, double).</summary>
