@@ -33,12 +33,12 @@ public sealed record ParityReport(
     double? EngineAccuracy,
     double? ReferenceAccuracy,
     bool Passed,
-    double? EngineVsDouble = null,
-    double? ReferenceVsDouble = null,
+    int? EngineLeavesDouble = null,
+    int? ReferenceLeavesDouble = null,
     string Verdict = "")
 {
     public static string Header =>
-        "| case | steps | step-0/1 grads, max rel. (tensor) | loss ≤ 20, max rel. | loss, max rel. (step) | lr | loss vs float64: engine / PyTorch f32 | char acc. engine / PyTorch | |\n" +
+        "| case | steps | step-0/1 grads, max rel. (tensor) | loss ≤ 20, max rel. | loss, max rel. (step) | lr | leaves float64 at step: engine / PyTorch f32 | char acc. engine / PyTorch | |\n" +
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |";
 
     public string Row()
@@ -47,7 +47,8 @@ public sealed record ParityReport(
         var acc = EngineAccuracy is { } a && ReferenceAccuracy is { } b
             ? $"{a * 100:0.0}% / {b * 100:0.0}%"
             : "–";
-        var f64 = EngineVsDouble is { } ed && ReferenceVsDouble is { } rd ? $"{E(ed)} / {E(rd)}" : "–";
+        static string S(int? step, int steps) => step is { } v && v < steps ? v.ToString(CultureInfo.InvariantCulture) : "never";
+        var f64 = EngineLeavesDouble != null || ReferenceLeavesDouble != null ? $"{S(EngineLeavesDouble, Steps)} / {S(ReferenceLeavesDouble, Steps)}" : "–";
         return $"| {Case} | {Steps} | {E(MaxGradRelative)} ({WorstGradTensor}) | {E(MaxEarlyLossRelative)} | {E(MaxLossRelative)} ({WorstLossStep}) | {E(MaxLrRelative)} | {f64} | {acc} | {Verdict} |";
     }
 
@@ -74,23 +75,25 @@ public sealed record ParityReport(
         var (gradRel, worst) = GradDifferences(eg.ToDictionary(k => k.Key, k => k.Value.Data), rg.ToDictionary(k => k.Key, k => k.Value.Data));
         double? Acc(JsonNode n) => n["final_eval"]?["char_accuracy"]?.GetValue<double>();
         var strict = gradRel <= targets.GradRelative && early <= targets.EarlyLossRelative && late <= targets.LossRelative && lrRel <= 1e-5;
-        // With a float64 run of the reference beside it: how far each float32 run drifts from exact arithmetic. When
-        // PyTorch's own float32 run drifts past the late target, no float32 implementation can meet it; the engine
-        // then passes if it stays as close to the float64 run as PyTorch's float32 run does (within 2×).
-        double? engineVsDouble = null, referenceVsDouble = null;
+        // With a float64 run of the reference beside it: the step at which each float32 run's loss leaves the float64
+        // run's by more than the late target. Training is chaotic (Adam turns rounding noise in near-zero gradient
+        // components into full-size steps), so after that step both float32 runs wander; what an implementation
+        // controls is how long it stays on the exact trajectory. A case that misses the late target passes as float32
+        // drift when the engine stays on it at least 90% as long as PyTorch's float32 run.
+        int? engineLeaves = null, referenceLeaves = null;
         var verdict = strict ? "pass" : "FAIL";
         var doublePath = Path.Combine(dir, "torch64.json");
         if (File.Exists(doublePath))
         {
             var dl = Floats(ReadJson(doublePath)["losses"]!);
-            engineVsDouble = LossDifferences(el, dl, targets.EarlySteps).All;
-            referenceVsDouble = LossDifferences(rl, dl, targets.EarlySteps).All;
+            engineLeaves = FirstDeparture(el, dl, targets.LossRelative);
+            referenceLeaves = FirstDeparture(rl, dl, targets.LossRelative);
             if (!strict && gradRel <= targets.GradRelative && early <= targets.EarlyLossRelative && lrRel <= 1e-5
-                && referenceVsDouble > targets.LossRelative && engineVsDouble <= 2 * referenceVsDouble)
+                && referenceLeaves < el.Length && engineLeaves >= 0.9 * referenceLeaves)
                 verdict = "pass (float32 drift)";
         }
         return new ParityReport(name, el.Length, gradRel, worst, early, late, worstStep, lrRel, Acc(engine), Acc(reference),
-            verdict.StartsWith("pass", StringComparison.Ordinal), engineVsDouble, referenceVsDouble, verdict);
+            verdict.StartsWith("pass", StringComparison.Ordinal), engineLeaves, referenceLeaves, verdict);
     }
 
     /// <summary>Max relative loss difference over the first <paramref name="early"/> steps and over all steps.</summary>
@@ -110,6 +113,14 @@ public sealed record ParityReport(
             }
         }
         return (e, a, worst);
+    }
+
+    /// <summary>The first step whose relative loss difference exceeds <paramref name="tolerance"/>; the length if none does.</summary>
+    public static int FirstDeparture(float[] run, float[] reference, double tolerance)
+    {
+        for (var i = 0; i < Math.Min(run.Length, reference.Length); i++)
+            if (!(Math.Abs(run[i] - reference[i]) <= tolerance * Math.Abs(reference[i]))) return i;
+        return Math.Min(run.Length, reference.Length);
     }
 
     /// <summary>
