@@ -30,7 +30,7 @@ internal static class UuidCommand
         var lr = new Option<string?>("--lr")
         {
             Description = "Peak learning rate: one for all (1e-3) or per method (mora=3e-3,lora=3e-3,fft=1e-3; keys may be full specs such as mora:8:6). "
-                + $"Defaults: fft {UuidLearningRates.Defaults[UuidMethodKind.Fft].ToString(CultureInfo.InvariantCulture)}, lora/mora {UuidLearningRates.Defaults[UuidMethodKind.Mora].ToString(CultureInfo.InvariantCulture)}.",
+                + $"Defaults (the grid's choice): fft {UuidLearningRates.Defaults[UuidMethodKind.Fft].ToString(CultureInfo.InvariantCulture)}, lora/mora {UuidLearningRates.Defaults[UuidMethodKind.Mora].ToString(CultureInfo.InvariantCulture)}, mora type 6 {UuidLearningRates.MoraRopeDefault.ToString(CultureInfo.InvariantCulture)}.",
         };
         var methods = new Option<string>("--methods")
         {

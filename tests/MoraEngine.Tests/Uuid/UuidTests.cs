@@ -84,6 +84,8 @@ public class UuidDataTests
         Assert.Equal(5e-3f, lr.For(ms[3]));
         Assert.Equal(1e-3f, lr.For(ms[1]));
         Assert.Equal(UuidLearningRates.Defaults[UuidMethodKind.Fft], lr.For(ms[0]));
+        Assert.Equal(UuidLearningRates.MoraRopeDefault, UuidLearningRates.Default.For(ms[3]));
+        Assert.Equal(UuidLearningRates.Defaults[UuidMethodKind.Mora], UuidLearningRates.Default.For(ms[2]));
         Assert.Equal(7e-4f, UuidLearningRates.Parse("7e-4").For(ms[0]));
         Assert.Throws<ArgumentException>(() => UuidLearningRates.Parse("mora=fast"));
         Assert.Throws<ArgumentException>(() => UuidLearningRates.Parse("dora=1e-3"));
@@ -137,7 +139,7 @@ public class UuidEvaluationTests
 public class UuidEndToEndTests
 {
     private static readonly string[] Tiny =
-        ["--pairs", "8", "--steps", "4", "--batch", "4", "--format-steps", "3", "--eval-every", "2", "--d-model", "32", "--layers", "1", "--heads", "2", "--warmup", "1"];
+        ["--pairs", "8", "--steps", "4", "--batch", "4", "--format-steps", "3", "--eval-every", "2", "--d-model", "32", "--layers", "1", "--heads", "2", "--warmup", "1", "--seeds", "1"];
 
     private static int Run(params string[] args)
     {
@@ -238,7 +240,7 @@ public class UuidEndToEndTests
         UuidResults Go(ulong seed) => UuidExperiment.Run(new UuidSettings
         {
             Pairs = 8, Steps = 4, Batch = 4, FormatSteps = 3, EvalEvery = 2, DModel = 32, Layers = 1, Heads = 2, Warmup = 1,
-            Methods = UuidMethod.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null,
+            Methods = UuidMethod.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null, Seeds = 1,
         });
         static string Numbers(UuidResults r) => string.Join(";", r.Runs.Select(run =>
             run.TrainableParams + ":" + run.GreedyExactMatch.ToString("R") + ":" + string.Join(",", run.Curve.Select(p => $"{p.Step}/{p.CharAccuracy:R}/{p.ExactMatch:R}/{p.Loss:R}"))));
@@ -272,7 +274,7 @@ public class UuidEndToEndTests
     private static UuidSettings TinySettings(ulong seed) => new()
     {
         Pairs = 8, Steps = 4, Batch = 4, FormatSteps = 3, EvalEvery = 2, DModel = 32, Layers = 1, Heads = 2, Warmup = 1,
-        Methods = UuidMethod.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null,
+        Methods = UuidMethod.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null, Seeds = 1,
     };
 
     [Fact]

@@ -105,15 +105,26 @@ public sealed class UuidLearningRates
         _byKey = byKey;
     }
 
-    /// <summary>The defaults: chosen by trying a few rates per method at the default settings (see the README).</summary>
+    /// <summary>
+    /// The defaults: what the grid (<c>mora uuid --grid --grid-format-lrs 3e-4,1e-3,3e-3 --seeds 3</c>, rule in
+    /// <see cref="UuidGrid"/>) chose at the default settings; bench/RESULTS.md and the README show the whole grid.
+    /// ReLoRA and ReMoRA were not in it and take LoRA's and MoRA type 1's rates. See <see cref="DefaultFor"/>.
+    /// </summary>
     public static IReadOnlyDictionary<UuidMethodKind, float> Defaults { get; } = new Dictionary<UuidMethodKind, float>
     {
-        [UuidMethodKind.Fft] = 1e-3f,
+        [UuidMethodKind.Fft] = 5e-3f,
         [UuidMethodKind.Lora] = 5e-3f,
         [UuidMethodKind.Relora] = 5e-3f,
         [UuidMethodKind.Mora] = 5e-3f,
         [UuidMethodKind.Remora] = 5e-3f,
     };
+
+    /// <summary>MoRA's RoPE type (6) did best at a higher rate than type 1 in the grid.</summary>
+    public const float MoraRopeDefault = 1e-2f;
+
+    /// <summary>The default rate of a method: its kind's, except MoRA type 6's own.</summary>
+    public static float DefaultFor(UuidMethod m) =>
+        m.Kind == UuidMethodKind.Mora && m.MoraType == Adapters.MoraType.Rope ? MoraRopeDefault : Defaults[m.Kind];
 
     /// <summary>One rate per method spec (<c>mora:8:6</c> → rate), as a grid search chose them.</summary>
     public static UuidLearningRates ForSpecs(IReadOnlyDictionary<string, float> bySpec) => new(null, bySpec.ToDictionary(k => k.Key, k => k.Value));
@@ -162,7 +173,7 @@ public sealed class UuidLearningRates
     public float For(UuidMethod m) =>
         _byKey.TryGetValue(m.Spec, out var a) ? a
         : _byKey.TryGetValue(m.Name, out var b) ? b
-        : _all ?? Defaults[m.Kind];
+        : _all ?? DefaultFor(m);
 
     /// <summary>Keys that match none of the given methods (to warn about typos such as a method not being run).</summary>
     public IEnumerable<string> UnusedKeys(IEnumerable<UuidMethod> methods)
@@ -197,8 +208,8 @@ public sealed record UuidSettings
     /// <summary>Steps of the format stage (all parameters, fresh random pairs).</summary>
     public int FormatSteps { get; init; } = 300;
 
-    /// <summary>Peak learning rate of the format stage.</summary>
-    public float FormatLr { get; init; } = 3e-3f;
+    /// <summary>Peak learning rate of the format stage (the grid's choice; see <see cref="UuidLearningRates.Defaults"/>).</summary>
+    public float FormatLr { get; init; } = 3e-4f;
 
     /// <summary>AdamW weight decay of the format stage.</summary>
     public float FormatWeightDecay { get; init; } = 0.1f;
@@ -218,7 +229,7 @@ public sealed record UuidSettings
     public ulong Seed { get; init; } = 1;
 
     /// <summary>Seeds to run (Seed, Seed + 1, …): each has its own pairs, base model and data order; tables report mean and spread.</summary>
-    public int Seeds { get; init; } = 1;
+    public int Seeds { get; init; } = 3;
 
     /// <summary>
     /// Format-stage learning rates to try before the final runs (null: no grid). With a grid, every format rate and
