@@ -48,10 +48,33 @@ public class CliTests
     }
 
     [Fact]
+    public void Train_Diverging_ExitsNonZero_AndKeepsTheLastGoodCheckpoint()
+    {
+        var dir = Directory.CreateTempSubdirectory("mora-cli").FullName;
+        try
+        {
+            var (code, _) = Run("train", "--steps", "30", "--batch", "4", "--copy-length", "4", "--lr", "1e30", "--warmup", "0", "--checkpoint-every", "1", "--out", dir);
+            Assert.Equal(3, code);
+            Assert.False(File.Exists(Path.Combine(dir, "model.safetensors")));
+            // The first step starts from finite weights, so at least its checkpoint exists; it holds no NaN or Inf.
+            var ckpt = Path.Combine(dir, "checkpoint.safetensors");
+            Assert.True(File.Exists(ckpt));
+            foreach (var t in MoraEngine.IO.Safetensors.Load(ckpt).Tensors.Values)
+                Assert.All(t.Data, v => Assert.True(float.IsFinite(v), $"{t.Name} holds a non-finite value"));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void BadInput_IsOneLineErrorWithExitCode2()
     {
         Assert.Equal(2, Run("train", "--text", "/nonexistent/file.txt", "--steps", "1").Code);
         Assert.Equal(2, Run("train", "--steps", "0").Code);
+        Assert.Equal(2, Run("train", "--steps", "1", "--lr", "NaN").Code);
+        Assert.Equal(2, Run("train", "--steps", "1", "--lr", "Infinity").Code);
         Assert.Equal(2, Run("bench", "step", "--config", "no-such-preset").Code);
     }
 

@@ -95,4 +95,27 @@ public class TrainingTests
             Directory.Delete(dir, true);
         }
     }
+
+    [Fact]
+    public void NonFiniteLoss_StopsBeforeTheUpdate_KeepingTheLastFiniteWeights()
+    {
+        var task = new CopyTaskSource(length: 6, alphabet: 8, seed: 2);
+        var model = new TransformerModel(CopyConfig(task), 1);
+        var trainer = new Trainer(model, new AdamW(model.TrainableParameters(), 1e30f, weightDecay: 0f), new ConstantLr(1e30f), task,
+            new TrainerOptions { BatchSize = 4, Time = task.Time, ClipGradNorm = 0 });
+        Dictionary<string, float[]> before = new();
+        var e = Assert.Throws<TrainingDivergedException>(() =>
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                before = model.NamedParameters().ToDictionary(p => p.Name, p => p.Param.ToArray());
+                trainer.TrainStep();
+            }
+        });
+        Assert.True(e.Step >= 1, "the first step starts from finite weights and a finite loss");
+        Assert.Equal(e.Step, trainer.Step);
+        Assert.False(float.IsFinite(e.Loss) && double.IsFinite(e.GradNorm));
+        Assert.Contains($"step {e.Step + 1}", e.Message);
+        foreach (var (name, p) in model.NamedParameters()) Assert.Equal(before[name], p.ToArray());
+    }
 }

@@ -20,7 +20,7 @@ internal static class Cli
                 _ => Usage(),
             };
         }
-        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException)
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or InvalidOperationException)
         {
             Console.Error.WriteLine($"parity: {e.Message}");
             return 2;

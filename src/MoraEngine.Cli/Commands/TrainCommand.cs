@@ -50,7 +50,7 @@ internal static class TrainCommand
     private static int Run(TrainArgs a)
     {
         if (a.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {a.Steps}.");
-        if (a.Lr <= 0) throw new ArgumentException($"--lr must be positive, got {a.Lr}.");
+        if (!(a.Lr > 0) || !float.IsFinite(a.Lr)) throw new ArgumentException($"--lr must be a positive finite number, got {a.Lr}.");
         var device = CliDevice.Resolve(a.Device);
         Directory.CreateDirectory(a.Out);
         var ckptPath = Path.Combine(a.Out, "checkpoint.safetensors");
@@ -134,6 +134,7 @@ internal static class TrainCommand
         };
         Console.CancelKeyPress += onCancel;
         var losses = new List<(int Step, float Loss)>();
+        TrainingDivergedException? diverged = null;
         try
         {
             var sw = Stopwatch.StartNew();
@@ -149,7 +150,17 @@ internal static class TrainCommand
             }
             void OneStep(Action<float>? report)
             {
-                var loss = trainer.TrainStep();
+                float loss;
+                try
+                {
+                    loss = trainer.TrainStep();
+                }
+                catch (TrainingDivergedException e)
+                {
+                    diverged = e;
+                    stop = true;
+                    return;
+                }
                 losses.Add((trainer.Step, loss));
                 report?.Invoke(loss);
                 if (a.CheckpointEvery > 0 && trainer.Step % a.CheckpointEvery == 0) Save();
@@ -187,6 +198,13 @@ internal static class TrainCommand
                     });
             }
 
+            if (diverged is { } d)
+            {
+                // Never overwrite the last good checkpoint; the failed step changed nothing.
+                var kept = File.Exists(ckptPath) ? $"the last good checkpoint, {Markup.Escape(ckptPath)}, is kept" : "no checkpoint was written";
+                AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(d.Message)}; {kept}.");
+                return 3;
+            }
             Save();
             if (stop)
             {

@@ -213,6 +213,9 @@ internal static class UuidCommand
                 m.ExactMatch.Percent(),
                 m.Seconds.Mean.ToString("F1", CultureInfo.InvariantCulture));
         AnsiConsole.Write(table);
+        foreach (var r in results.Runs.Where(r => r.DivergedAtStep != null))
+            AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
+                $"[yellow]{Markup.Escape(r.Method.Label)}, seed {r.Seed}: diverged at step {r.DivergedAtStep}[/] (non-finite loss or gradient; its numbers are from the weights before that step). Try a lower --lr."));
         var start = results.Runs[0].Curve[0];
         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
             $"Base model before fine-tuning: char accuracy {start.CharAccuracy * 100:F1}% (format only; chance on the 30 random hex digits). Base {(results.Base.Cached ? "loaded from cache" : $"trained in {results.Base.Seconds:F1} s")}; whole run {wall.Elapsed.TotalSeconds:F0} s."));

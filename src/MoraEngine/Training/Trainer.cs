@@ -11,7 +11,27 @@ public sealed record TrainerOptions
     public int Time { get; init; }
     /// <summary>Global gradient-norm clip; 0 disables it.</summary>
     public float ClipGradNorm { get; init; } = 1f;
+
+    /// <summary>
+    /// Throw <see cref="TrainingDivergedException"/> instead of updating when the loss or the gradient norm is NaN or
+    /// infinite, so the parameters keep their last finite values.
+    /// </summary>
+    public bool StopOnNonFinite { get; init; } = true;
     public ulong Seed { get; init; } = 1;
+}
+
+/// <summary>
+/// Training produced a non-finite loss or gradient norm. Thrown before the update: the parameters, the optimizer
+/// state and <see cref="Trainer.Step"/> are those of the last finite step.
+/// </summary>
+public sealed class TrainingDivergedException(int step, float loss, double gradNorm)
+    : InvalidOperationException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"training diverged at step {step + 1}: loss {loss}, gradient norm {gradNorm}; the parameters keep their values from before this step (lower the learning rate?)"))
+{
+    /// <summary>The 0-based step that diverged (= the finished steps before it).</summary>
+    public int Step { get; } = step;
+    public float Loss { get; } = loss;
+    public double GradNorm { get; } = gradNorm;
 }
 
 /// <summary>Something that runs at step boundaries (checkpointing, logging, ReLoRA/ReMoRA restarts).</summary>
@@ -83,6 +103,8 @@ public sealed class Trainer
             loss = l.Item();
             GradientsReady?.Invoke(this, Step);
             LastGradNorm = Optimizer.ClipGradNorm(Options.ClipGradNorm);
+            if (Options.StopOnNonFinite && (!float.IsFinite(loss) || !double.IsFinite(LastGradNorm)))
+                throw new TrainingDivergedException(Step, loss, LastGradNorm);
             Optimizer.LearningRate = Schedule.At(Step);
             Optimizer.Step();
         }

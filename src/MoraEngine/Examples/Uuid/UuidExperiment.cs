@@ -195,10 +195,21 @@ public static class UuidExperiment
         var curve = new List<UuidEvalPoint> { start };
         var loss = float.NaN;
         progress?.Report(new UuidProgress(UuidStage.FineTune, index, m.Label, 0, s.Steps, loss, start, 0));
+        int? divergedAt = null;
         while (trainer.Step < s.Steps)
         {
             cancel.ThrowIfCancellationRequested();
-            loss = trainer.TrainStep();
+            try
+            {
+                loss = trainer.TrainStep();
+            }
+            catch (TrainingDivergedException e)
+            {
+                // A rate too high for this method: stop it, keep its last finite weights, and say so in the results.
+                divergedAt = e.Step + 1;
+                if (curve[^1].Step != trainer.Step) curve.Add(UuidEvaluation.Evaluate(model, pairs, trainer.Step));
+                break;
+            }
             if (trainer.Step % s.EvalEvery == 0 || trainer.Step == s.Steps)
                 curve.Add(UuidEvaluation.Evaluate(model, pairs, trainer.Step));
             progress?.Report(new UuidProgress(UuidStage.FineTune, index, m.Label, trainer.Step, s.Steps, loss, curve[^1], sw.Elapsed.TotalSeconds));
@@ -208,6 +219,6 @@ public static class UuidExperiment
         var greedy = UuidEvaluation.GreedyExactMatch(model, pairs);
         var seconds = sw.Elapsed.TotalSeconds;
         progress?.Report(new UuidProgress(UuidStage.MethodDone, index, m.Label, s.Steps, s.Steps, loss, curve[^1], seconds));
-        return new UuidRun(m, lr, trainable, seconds, curve, greedy, s.Seed);
+        return new UuidRun(m, lr, trainable, seconds, curve, greedy, s.Seed, divergedAt);
     }
 }

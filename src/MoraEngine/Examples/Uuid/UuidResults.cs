@@ -15,7 +15,8 @@ public sealed record UuidBaseInfo(string? CachePath, bool Cached, int FormatStep
 /// <param name="Curve">Evaluations from step 0 to the last step.</param>
 /// <param name="GreedyExactMatch">Exact match of the final model by actually decoding every value greedily.</param>
 /// <param name="Seed">The seed of its pairs, base model and data order.</param>
-public sealed record UuidRun(UuidMethod Method, float LearningRate, long TrainableParams, double Seconds, IReadOnlyList<UuidEvalPoint> Curve, double GreedyExactMatch, ulong Seed = 1)
+/// <param name="DivergedAtStep">The step whose loss or gradient was not finite (training stopped before it), or null.</param>
+public sealed record UuidRun(UuidMethod Method, float LearningRate, long TrainableParams, double Seconds, IReadOnlyList<UuidEvalPoint> Curve, double GreedyExactMatch, ulong Seed = 1, int? DivergedAtStep = null)
 {
     public UuidEvalPoint Final => Curve[^1];
 }
@@ -220,6 +221,8 @@ public sealed record UuidResults(UuidSettings Settings, UuidBaseInfo Base, IRead
                 w.WriteNumber("trainable_params", r.TrainableParams);
                 w.WriteNumber("seconds", Math.Round(r.Seconds, 2));
                 w.WriteNumber("greedy_exact_match", r.GreedyExactMatch);
+                if (r.DivergedAtStep is { } dv) w.WriteNumber("diverged_at_step", dv);
+                else w.WriteNull("diverged_at_step");
                 w.WriteStartArray("curve");
                 foreach (var p in r.Curve)
                 {
