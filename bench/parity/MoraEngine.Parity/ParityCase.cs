@@ -276,8 +276,10 @@ public sealed record ParityCase
         ]);
         if (restarts.Count > 0) Safetensors.Save(Path.Combine(outDir, "restarts.safetensors"), restarts);
         Safetensors.Save(Path.Combine(outDir, "eval.safetensors"), EvalRows(pairs));
+        var shapes = init.ToDictionary(t => t.Name, t => t.Shape);
+        // Keys are "step{N}.{parameter name}".
         Safetensors.Save(Path.Combine(outDir, "engine_grads.safetensors"),
-            grads.Select(g => new SafeTensor(g.Key, init.First(p => g.Key.EndsWith("." + p.Name, StringComparison.Ordinal)).Shape, g.Value)));
+            grads.Select(g => new SafeTensor(g.Key, shapes[g.Key[(g.Key.IndexOf('.') + 1)..]], g.Value)));
         File.WriteAllText(Path.Combine(outDir, "engine.json"), RunJson(result, trainableNames).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return result;
     }

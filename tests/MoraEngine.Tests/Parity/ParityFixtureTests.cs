@@ -67,4 +67,49 @@ public class ParityFixtureTests
                 $"{name}: step-0 gradient of {tensor} points elsewhere: probe {probe:e6}, PyTorch's {refProbe:e6}");
         }
     }
+
+    [Fact]
+    public void BadCases_AreErrorsNamingTheOption()
+    {
+        static string Error(params string[] args) => Assert.Throws<ArgumentException>(() => ParityCase.FromArgs(args)).Message;
+        Assert.Contains("--bogus", Error("--bogus"));
+        Assert.Contains("dora", Error("--method", "dora"));
+        Assert.Contains("--steps", Error("--steps", "many"));
+        Assert.Contains("--steps", Error("--steps", "0"));
+        Assert.Contains("--lr", Error("--lr", "NaN"));
+        Assert.Contains("--mora-type", Error("--method", "mora", "--mora-type", "5"));
+        Assert.Contains("remora", Error("--method", "remora", "--mora-type", "6"));
+        Assert.Contains("--grad-steps", Error("--grad-steps", "0,x"));
+        Assert.Contains("--out", Error("--out"));
+        Assert.Contains("gpt3", Error("--arch", "gpt3"));
+        var missing = Directory.CreateTempSubdirectory("mora-parity").FullName;
+        try
+        {
+            Assert.Contains("engine.json", Assert.Throws<FileNotFoundException>(() => ParityReport.Compare(missing)).Message);
+        }
+        finally
+        {
+            Directory.Delete(missing, true);
+        }
+    }
+
+    [Fact]
+    public void Differences_AreRelativePerTensor_AndZeroOnlyWhenBothAreZero()
+    {
+        var (max, worst) = ParityReport.GradDifferences(
+            new Dictionary<string, float[]> { ["a"] = [1f, 2f], ["z"] = [0f, 0f] },
+            new Dictionary<string, float[]> { ["a"] = [1f, 2.001f], ["z"] = [0f, 0f] });
+        Assert.Equal("a", worst);
+        Assert.Equal(0.001 / Math.Sqrt(1 + 2.001 * 2.001), max, 6);
+        Assert.Equal(double.PositiveInfinity, ParityReport.GradDifferences(
+            new Dictionary<string, float[]> { ["z"] = [1e-9f] }, new Dictionary<string, float[]> { ["z"] = [0f] }).Max);
+        Assert.Throws<InvalidDataException>(() => ParityReport.GradDifferences(
+            new Dictionary<string, float[]> { ["a"] = [1f] }, new Dictionary<string, float[]> { ["b"] = [1f] }));
+        var (early, all, step) = ParityReport.LossDifferences([1f, 2f, 3f], [1f, 2f, 3.3f], 2);
+        Assert.Equal(0, early);
+        Assert.Equal(0.3 / 3.3, all, 6);
+        Assert.Equal(2, step);
+        Assert.Equal(1, ParityReport.FirstDeparture([1f, 2.1f, 3f], [1f, 2f, 3f], 1e-3));
+        Assert.Equal(3, ParityReport.FirstDeparture([1f, 2f, 3f], [1f, 2f, 3f], 1e-3));
+    }
 }

@@ -94,8 +94,7 @@ public static class UuidExperiment
     {
         var cfg = s.ModelConfig;
         var pairs = new UuidPairs(s.Pairs, s.Seed + 2);
-        var report = progress == null ? null : new PhaseProgress(progress, phase);
-        var baseInfo = BaseModel(s, report, cancel, out var baseWeights);
+        var baseInfo = BaseModel(s, phase, progress, cancel, out var baseWeights);
         var runs = new List<UuidRun>();
         UuidEvalPoint? start = null;
         for (var i = 0; i < s.Methods.Count; i++)
@@ -105,15 +104,9 @@ public static class UuidExperiment
             foreach (var (name, p) in model.NamedParameters()) p.CopyFrom(baseWeights[name]);
             // Every method starts from the same function (adapters start at ΔW = 0), so one step-0 evaluation serves all.
             start ??= UuidEvaluation.Evaluate(model, pairs, 0);
-            runs.Add(FineTune(s, i, model, pairs, start, report, cancel));
+            runs.Add(FineTune(s, phase, i, model, pairs, start, progress, cancel));
         }
         return (baseInfo, runs);
-    }
-
-    /// <summary>Stamps every report with the phase it belongs to.</summary>
-    private sealed class PhaseProgress(IProgress<UuidProgress> inner, string phase) : IProgress<UuidProgress>
-    {
-        public void Report(UuidProgress value) => inner.Report(value with { Phase = phase });
     }
 
     /// <summary>The cache file of the base model for these settings.</summary>
@@ -126,7 +119,7 @@ public static class UuidExperiment
         return Path.Combine(s.CacheDir, $"base-{hash}.safetensors");
     }
 
-    private static UuidBaseInfo BaseModel(UuidSettings s, IProgress<UuidProgress>? progress, CancellationToken cancel, out Dictionary<string, float[]> weights)
+    private static UuidBaseInfo BaseModel(UuidSettings s, string phase, IProgress<UuidProgress>? progress, CancellationToken cancel, out Dictionary<string, float[]> weights)
     {
         var sw = Stopwatch.StartNew();
         var model = new TransformerModel(s.ModelConfig, s.Seed);
@@ -135,7 +128,7 @@ public static class UuidExperiment
         {
             ModelIO.LoadWeights(path, model);
             weights = model.NamedParameters().ToDictionary(p => p.Name, p => p.Param.ToArray());
-            progress?.Report(new UuidProgress(UuidStage.FormatCached, -1, "format", s.FormatSteps, s.FormatSteps, float.NaN, null, sw.Elapsed.TotalSeconds));
+            progress?.Report(new UuidProgress(UuidStage.FormatCached, -1, "format", s.FormatSteps, s.FormatSteps, float.NaN, null, sw.Elapsed.TotalSeconds, phase));
             return new UuidBaseInfo(path, true, s.FormatSteps, sw.Elapsed.TotalSeconds, model.ParameterCount());
         }
         if (s.FormatSteps > 0)
@@ -148,12 +141,12 @@ public static class UuidExperiment
             var trainer = new Trainer(model, opt, schedule, new FreshUuidSource(s.Seed + 1),
                 new TrainerOptions { BatchSize = s.Batch, Time = UuidVocab.Time, Seed = s.Seed });
             var loss = float.NaN;
-            progress?.Report(new UuidProgress(UuidStage.Format, -1, "format", 0, s.FormatSteps, loss, null, 0));
+            progress?.Report(new UuidProgress(UuidStage.Format, -1, "format", 0, s.FormatSteps, loss, null, 0, phase));
             while (trainer.Step < s.FormatSteps)
             {
                 cancel.ThrowIfCancellationRequested();
                 loss = trainer.TrainStep();
-                progress?.Report(new UuidProgress(UuidStage.Format, -1, "format", trainer.Step, s.FormatSteps, loss, null, sw.Elapsed.TotalSeconds));
+                progress?.Report(new UuidProgress(UuidStage.Format, -1, "format", trainer.Step, s.FormatSteps, loss, null, sw.Elapsed.TotalSeconds, phase));
             }
         }
         if (path != null)
@@ -165,7 +158,7 @@ public static class UuidExperiment
         return new UuidBaseInfo(path, false, s.FormatSteps, sw.Elapsed.TotalSeconds, model.ParameterCount());
     }
 
-    private static UuidRun FineTune(UuidSettings s, int index, TransformerModel model, UuidPairs pairs, UuidEvalPoint start,
+    private static UuidRun FineTune(UuidSettings s, string phase, int index, TransformerModel model, UuidPairs pairs, UuidEvalPoint start,
         IProgress<UuidProgress>? progress, CancellationToken cancel)
     {
         var m = s.Methods[index];
@@ -194,7 +187,7 @@ public static class UuidExperiment
 
         var curve = new List<UuidEvalPoint> { start };
         var loss = float.NaN;
-        progress?.Report(new UuidProgress(UuidStage.FineTune, index, m.Label, 0, s.Steps, loss, start, 0));
+        progress?.Report(new UuidProgress(UuidStage.FineTune, index, m.Label, 0, s.Steps, loss, start, 0, phase));
         int? divergedAt = null;
         while (trainer.Step < s.Steps)
         {
@@ -212,13 +205,13 @@ public static class UuidExperiment
             }
             if (trainer.Step % s.EvalEvery == 0 || trainer.Step == s.Steps)
                 curve.Add(UuidEvaluation.Evaluate(model, pairs, trainer.Step));
-            progress?.Report(new UuidProgress(UuidStage.FineTune, index, m.Label, trainer.Step, s.Steps, loss, curve[^1], sw.Elapsed.TotalSeconds));
+            progress?.Report(new UuidProgress(UuidStage.FineTune, index, m.Label, trainer.Step, s.Steps, loss, curve[^1], sw.Elapsed.TotalSeconds, phase));
         }
         // The curve's exact match comes from the teacher-forced pass (equivalent to greedy decoding); the final
         // model is also decoded for real, as a check anyone can read in results.json.
         var greedy = UuidEvaluation.GreedyExactMatch(model, pairs);
         var seconds = sw.Elapsed.TotalSeconds;
-        progress?.Report(new UuidProgress(UuidStage.MethodDone, index, m.Label, s.Steps, s.Steps, loss, curve[^1], seconds));
+        progress?.Report(new UuidProgress(UuidStage.MethodDone, index, m.Label, s.Steps, s.Steps, loss, curve[^1], seconds, phase));
         return new UuidRun(m, lr, trainable, seconds, curve, greedy, s.Seed, divergedAt);
     }
 }
