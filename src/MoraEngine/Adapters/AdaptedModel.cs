@@ -49,14 +49,14 @@ public sealed class AdaptedModel
         {
             model.TokEmb.Unfreeze();
             model.PosEmb?.Unfreeze();
-            model.Head.Unfreeze();
+            model.Head?.Unfreeze();
         }
         var rng = new Rng(config.Seed);
         var matched = new HashSet<string>();
         foreach (var (name, layer) in model.Linears())
         {
             var leaf = name[(name.LastIndexOf('.') + 1)..];
-            if (name == "head" || Array.IndexOf(config.TargetModules, leaf) < 0) continue;
+            if (ReferenceEquals(layer, model.Head) || Array.IndexOf(config.TargetModules, leaf) < 0) continue;
             matched.Add(leaf);
             LinearAdapter adapter;
             try

@@ -19,8 +19,22 @@ public enum AdapterMethod
 /// </summary>
 public sealed record AdapterConfig
 {
-    /// <summary>The layer names adapters may target in this engine's models.</summary>
-    public static readonly string[] KnownTargets = ["q", "k", "v", "o", "up", "down", "gate"];
+    /// <summary>
+    /// The layer names adapters may target: the engine's own (q, k, v, o, up, down, gate) and Hugging Face's (GPT-2's
+    /// c_attn, c_proj, c_fc; LLaMA's q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj).
+    /// </summary>
+    public static readonly string[] KnownTargets =
+    [
+        "q", "k", "v", "o", "up", "down", "gate",
+        "c_attn", "c_proj", "c_fc", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    ];
+
+    /// <summary>The default targets for a model's layout: every linear layer but the head.</summary>
+    public static string[] DefaultTargets(Nn.ModelConfig model) =>
+        model.Layout == Nn.ModelLayout.Engine
+            ? (model.Architecture == Nn.Architecture.Llama ? ["q", "k", "v", "o", "gate", "up", "down"] : ["q", "k", "v", "o", "up", "down"])
+            : model.Architecture == Nn.Architecture.Gpt2 ? ["c_attn", "c_proj", "c_fc"]
+            : ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
 
     public AdapterMethod Method { get; init; } = AdapterMethod.Lora;
 

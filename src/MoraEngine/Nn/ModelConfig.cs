@@ -13,6 +13,20 @@ public enum Architecture
     Llama,
 }
 
+/// <summary>How a model's modules are named (and so its parameter keys and adapter targets).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ModelLayout>))]
+public enum ModelLayout
+{
+    /// <summary>The engine's own names: <c>tok_emb</c>, <c>blocks.0.attn.q</c>, <c>blocks.0.mlp.up</c>, <c>head</c>.</summary>
+    Engine,
+    /// <summary>
+    /// Hugging Face transformers' names: GPT-2's <c>transformer.h.0.attn.c_attn</c> (one fused q/k/v layer),
+    /// <c>c_proj</c>, <c>mlp.c_fc</c>; LLaMA's <c>model.layers.0.self_attn.q_proj</c> … <c>mlp.down_proj</c>,
+    /// <c>lm_head</c>. Weights are kept [out, in] in memory; GPT-2's Conv1D [in, out] layout is a file concern.
+    /// </summary>
+    HuggingFace,
+}
+
 /// <summary>A decoder-only transformer's shape. Serialised as JSON next to checkpoints.</summary>
 public sealed record ModelConfig
 {
@@ -28,6 +42,26 @@ public sealed record ModelConfig
     public float Dropout { get; init; }
     public float RopeTheta { get; init; } = 10000f;
     public float NormEps { get; init; } = 1e-5f;
+    /// <summary>Key/value heads for grouped-query attention; 0 means <see cref="Heads"/> (plain multi-head).</summary>
+    public int KvHeads { get; init; }
+    /// <summary>The output head reuses the token embedding matrix (no separate head weight).</summary>
+    public bool TieEmbeddings { get; init; }
+    /// <summary>Biases on q, k, v and o (LLaMA's <c>attention_bias</c>); <see cref="Bias"/> implies it.</summary>
+    public bool AttentionBias { get; init; }
+    /// <summary>Biases on q, k and v only (Qwen2).</summary>
+    public bool QkvBias { get; init; }
+    /// <summary>Biases on the MLP layers (LLaMA's <c>mlp_bias</c>); <see cref="Bias"/> implies it.</summary>
+    public bool MlpBias { get; init; }
+    /// <summary>Module names: the engine's own or Hugging Face's.</summary>
+    public ModelLayout Layout { get; init; } = ModelLayout.Engine;
+
+    /// <summary>The key/value head count in use.</summary>
+    [JsonIgnore]
+    public int KvHeadsResolved => KvHeads > 0 ? KvHeads : Heads;
+
+    /// <summary>Width of one attention head.</summary>
+    [JsonIgnore]
+    public int HeadDim => DModel / Heads;
 
     /// <summary>The MLP hidden size in use.</summary>
     [JsonIgnore]
@@ -51,6 +85,12 @@ public sealed record ModelConfig
             throw new ArgumentException($"ModelConfig: rotary embeddings need an even head size, got {DModel / Heads}.");
         if (Dropout is < 0 or >= 1) throw new ArgumentException($"ModelConfig: Dropout must be in [0, 1), got {Dropout}.");
         if (FfHidden < 0) throw new ArgumentException($"ModelConfig: FfHidden must be ≥ 0, got {FfHidden}.");
+        if (KvHeads < 0 || KvHeads > 0 && Heads % KvHeads != 0)
+            throw new ArgumentException($"ModelConfig: KvHeads {KvHeads} must be 0 (= Heads) or divide Heads {Heads}.");
+        if (!(NormEps > 0) || float.IsInfinity(NormEps)) throw new ArgumentException($"ModelConfig: NormEps must be positive and finite, got {NormEps}.");
+        if (!(RopeTheta > 0) || float.IsInfinity(RopeTheta)) throw new ArgumentException($"ModelConfig: RopeTheta must be positive and finite, got {RopeTheta}.");
+        if (!Enum.IsDefined(Architecture)) throw new ArgumentException($"ModelConfig: unknown architecture {(int)Architecture}.");
+        if (!Enum.IsDefined(Layout)) throw new ArgumentException($"ModelConfig: unknown layout {(int)Layout}.");
     }
 
     /// <summary>The CPU benchmark model: GPT-2 style, vocab 256, d 256, 4 layers, 4 heads, context 128.</summary>

@@ -1,40 +1,109 @@
 namespace MoraEngine.Nn;
 
-/// <summary>Causal multi-head self-attention with separate q, k, v, o projections (so adapters can target each).</summary>
+/// <summary>The module names of one <see cref="ModelLayout"/> and architecture.</summary>
+internal sealed record LayerNames(
+    string? Root, string TokEmb, string PosEmb, string Blocks, string Norm1, string Attn, string Q, string K, string V, string? Qkv,
+    string O, string Norm2, string Mlp, string Gate, string Up, string Down, string NormF, string Head)
+{
+    public static readonly LayerNames Engine = new(null, "tok_emb", "pos_emb", "blocks", "ln1", "attn", "q", "k", "v", null,
+        "o", "ln2", "mlp", "gate", "up", "down", "ln_f", "head");
+
+    /// <summary>GPT2LMHeadModel: q, k and v are one fused <c>c_attn</c> layer.</summary>
+    public static readonly LayerNames HfGpt2 = new("transformer", "wte", "wpe", "h", "ln_1", "attn", "", "", "", "c_attn",
+        "c_proj", "ln_2", "mlp", "", "c_fc", "c_proj", "ln_f", "lm_head");
+
+    /// <summary>LlamaForCausalLM (also Qwen2, Mistral).</summary>
+    public static readonly LayerNames HfLlama = new("model", "embed_tokens", "", "layers", "input_layernorm", "self_attn", "q_proj", "k_proj", "v_proj", null,
+        "o_proj", "post_attention_layernorm", "mlp", "gate_proj", "up_proj", "down_proj", "norm", "lm_head");
+
+    public static LayerNames For(ModelConfig c) => c.Layout == ModelLayout.Engine ? Engine
+        : c.Architecture == Architecture.Gpt2 ? HfGpt2 : HfLlama;
+}
+
+/// <summary>
+/// Causal multi-head self-attention with q, k, v, o projections (separate, so adapters can target each, or one fused
+/// q/k/v layer as GPT-2's <c>c_attn</c>), optional grouped-query attention (fewer key/value heads, each shared by a
+/// group of query heads) and rotary positions for LLaMA.
+/// </summary>
 public sealed class CausalSelfAttention : Module
 {
     private readonly int _heads;
+    private readonly int _kvHeads;
     private readonly bool _rope;
     private readonly float _ropeTheta;
 
-    public CausalSelfAttention(ModelConfig c, Rng rng)
+    public CausalSelfAttention(ModelConfig c, Rng rng) : this(c, rng, LayerNames.For(c)) { }
+
+    internal CausalSelfAttention(ModelConfig c, Rng rng, LayerNames names)
     {
         _heads = c.Heads;
+        _kvHeads = c.KvHeadsResolved;
         _rope = c.Architecture == Architecture.Llama;
         _ropeTheta = c.RopeTheta;
         var std = 0.02f;
         var residualStd = 0.02f / MathF.Sqrt(2 * c.Layers);
-        Q = AddModule("q", new Linear(c.DModel, c.DModel, c.Bias, rng, std));
-        K = AddModule("k", new Linear(c.DModel, c.DModel, c.Bias, rng, std));
-        V = AddModule("v", new Linear(c.DModel, c.DModel, c.Bias, rng, std));
-        O = AddModule("o", new Linear(c.DModel, c.DModel, c.Bias, rng, residualStd));
+        var kvWidth = _kvHeads * c.HeadDim;
+        var qkvBias = c.Bias || c.AttentionBias || c.QkvBias;
+        if (names.Qkv != null)
+            Qkv = AddModule(names.Qkv, new Linear(c.DModel, c.DModel + 2 * kvWidth, qkvBias, rng, std));
+        else
+        {
+            Q = AddModule(names.Q, new Linear(c.DModel, c.DModel, qkvBias, rng, std));
+            K = AddModule(names.K, new Linear(c.DModel, kvWidth, qkvBias, rng, std));
+            V = AddModule(names.V, new Linear(c.DModel, kvWidth, qkvBias, rng, std));
+        }
+        O = AddModule(names.O, new Linear(c.DModel, c.DModel, c.Bias || c.AttentionBias, rng, residualStd));
     }
 
-    public Linear Q { get; }
-    public Linear K { get; }
-    public Linear V { get; }
+    /// <summary>The query projection, or null when q, k and v are the fused <see cref="Qkv"/>.</summary>
+    public Linear? Q { get; }
+    public Linear? K { get; }
+    public Linear? V { get; }
+
+    /// <summary>The fused projection [q; k; v] (GPT-2's <c>c_attn</c>), or null.</summary>
+    public Linear? Qkv { get; }
+
     public Linear O { get; }
+
+    /// <summary>Query heads.</summary>
+    public int Heads => _heads;
+
+    /// <summary>Key/value heads (fewer than <see cref="Heads"/> with grouped-query attention).</summary>
+    public int KvHeads => _kvHeads;
+
+    /// <summary>q, k and v for x [B, T, D], rotated by RoPE from <paramref name="position"/> when the model uses it; k and v have the key/value heads only.</summary>
+    internal (Tensor Q, Tensor K, Tensor V) Project(Tensor x, int position)
+    {
+        Tensor q, k, v;
+        if (Qkv != null)
+        {
+            var d = O.InFeatures;
+            var kv = (Qkv.OutFeatures - d) / 2;
+            var parts = Ops.Split(Qkv.Forward(x), d, kv, kv);
+            (q, k, v) = (parts[0], parts[1], parts[2]);
+        }
+        else
+        {
+            q = Q!.Forward(x);
+            k = K!.Forward(x);
+            v = V!.Forward(x);
+        }
+        if (_rope)
+        {
+            q = Ops.Rope(q, _heads, _ropeTheta, position);
+            k = Ops.Rope(k, _kvHeads, _ropeTheta, position);
+        }
+        return (q, k, v);
+    }
 
     /// <summary>x [B, T, D] → [B, T, D].</summary>
     public Tensor Forward(Tensor x)
     {
-        var q = Q.Forward(x);
-        var k = K.Forward(x);
-        var v = V.Forward(x);
-        if (_rope)
+        var (q, k, v) = Project(x, 0);
+        if (_kvHeads != _heads)
         {
-            q = Ops.Rope(q, _heads, _ropeTheta);
-            k = Ops.Rope(k, _heads, _ropeTheta);
+            k = Ops.RepeatHeads(k, _kvHeads, _heads / _kvHeads);
+            v = Ops.RepeatHeads(v, _kvHeads, _heads / _kvHeads);
         }
         return O.Forward(Ops.CausalSelfAttention(q, k, v, _heads));
     }
@@ -43,13 +112,16 @@ public sealed class CausalSelfAttention : Module
 /// <summary>GELU MLP (up, down) or SwiGLU MLP (gate, up, down).</summary>
 public sealed class Mlp : Module
 {
-    public Mlp(ModelConfig c, Rng rng)
+    public Mlp(ModelConfig c, Rng rng) : this(c, rng, LayerNames.For(c)) { }
+
+    internal Mlp(ModelConfig c, Rng rng, LayerNames names)
     {
         var hidden = c.FfHiddenResolved;
         var residualStd = 0.02f / MathF.Sqrt(2 * c.Layers);
-        if (c.Architecture == Architecture.Llama) Gate = AddModule("gate", new Linear(c.DModel, hidden, c.Bias, rng, 0.02f));
-        Up = AddModule("up", new Linear(c.DModel, hidden, c.Bias, rng, 0.02f));
-        Down = AddModule("down", new Linear(hidden, c.DModel, c.Bias, rng, residualStd));
+        var bias = c.Bias || c.MlpBias;
+        if (c.Architecture == Architecture.Llama) Gate = AddModule(names.Gate, new Linear(c.DModel, hidden, bias, rng, 0.02f));
+        Up = AddModule(names.Up, new Linear(c.DModel, hidden, bias, rng, 0.02f));
+        Down = AddModule(names.Down, new Linear(hidden, c.DModel, bias, rng, residualStd));
     }
 
     public Linear? Gate { get; }
@@ -68,23 +140,25 @@ public sealed class Block : Module
     private readonly float _dropout;
     private readonly Rng _dropRng;
 
-    public Block(ModelConfig c, Rng rng)
+    public Block(ModelConfig c, Rng rng) : this(c, rng, LayerNames.For(c)) { }
+
+    internal Block(ModelConfig c, Rng rng, LayerNames n)
     {
         _dropout = c.Dropout;
         _dropRng = new Rng(rng.NextUInt());
         if (c.Architecture == Architecture.Gpt2)
         {
-            Ln1 = AddModule("ln1", new LayerNorm(c.DModel, c.Bias, c.NormEps));
-            Attn = AddModule("attn", new CausalSelfAttention(c, rng));
-            Ln2 = AddModule("ln2", new LayerNorm(c.DModel, c.Bias, c.NormEps));
+            Ln1 = AddModule(n.Norm1, new LayerNorm(c.DModel, c.Bias, c.NormEps));
+            Attn = AddModule(n.Attn, new CausalSelfAttention(c, rng, n));
+            Ln2 = AddModule(n.Norm2, new LayerNorm(c.DModel, c.Bias, c.NormEps));
         }
         else
         {
-            Rms1 = AddModule("ln1", new RmsNorm(c.DModel, c.NormEps));
-            Attn = AddModule("attn", new CausalSelfAttention(c, rng));
-            Rms2 = AddModule("ln2", new RmsNorm(c.DModel, c.NormEps));
+            Rms1 = AddModule(n.Norm1, new RmsNorm(c.DModel, c.NormEps));
+            Attn = AddModule(n.Attn, new CausalSelfAttention(c, rng, n));
+            Rms2 = AddModule(n.Norm2, new RmsNorm(c.DModel, c.NormEps));
         }
-        Mlp = AddModule("mlp", new Mlp(c, rng));
+        Mlp = AddModule(n.Mlp, new Mlp(c, rng, n));
     }
 
     public LayerNorm? Ln1 { get; }
@@ -97,6 +171,10 @@ public sealed class Block : Module
     /// <summary>The dropout generator (part of the training state, for exact resume).</summary>
     internal Rng DropoutRng => _dropRng;
 
+    internal Tensor Norm1(Tensor x) => Ln1 != null ? Ln1.Forward(x) : Rms1!.Forward(x);
+
+    internal Tensor Norm2(Tensor x) => Ln2 != null ? Ln2.Forward(x) : Rms2!.Forward(x);
+
     public Tensor Forward(Tensor x)
     {
         var h = Attn.Forward(Ln1 != null ? Ln1.Forward(x) : Rms1!.Forward(x));
@@ -108,7 +186,7 @@ public sealed class Block : Module
 
 /// <summary>
 /// A decoder-only language model: token (+ position) embeddings, <see cref="ModelConfig.Layers"/> blocks, a final
-/// norm and an untied output head.
+/// norm and an output head (its own matrix, or the token embeddings when <see cref="ModelConfig.TieEmbeddings"/>).
 /// </summary>
 public sealed class TransformerModel : Module
 {
@@ -117,14 +195,17 @@ public sealed class TransformerModel : Module
         config.Validate();
         Config = config;
         var rng = new Rng(seed);
-        TokEmb = AddModule("tok_emb", new Embedding(config.VocabSize, config.DModel, rng));
-        if (config.Architecture == Architecture.Gpt2) PosEmb = AddModule("pos_emb", new Embedding(config.Context, config.DModel, rng));
+        var n = LayerNames.For(config);
+        var root = n.Root == null ? null : AddModule(n.Root, new ModuleGroup());
+        T Add<T>(string name, T m) where T : Module => root != null ? root.Add(name, m) : AddModule(name, m);
+        TokEmb = Add(n.TokEmb, new Embedding(config.VocabSize, config.DModel, rng));
+        if (config.Architecture == Architecture.Gpt2) PosEmb = Add(n.PosEmb, new Embedding(config.Context, config.DModel, rng));
         Blocks = new Block[config.Layers];
-        var blocks = AddModule("blocks", new ModuleList());
-        for (var i = 0; i < config.Layers; i++) Blocks[i] = blocks.Add(new Block(config, rng));
-        if (config.Architecture == Architecture.Gpt2) LnF = AddModule("ln_f", new LayerNorm(config.DModel, config.Bias, config.NormEps));
-        else RmsF = AddModule("ln_f", new RmsNorm(config.DModel, config.NormEps));
-        Head = AddModule("head", new Linear(config.DModel, config.VocabSize, false, rng, 0.02f));
+        var blocks = Add(n.Blocks, new ModuleList());
+        for (var i = 0; i < config.Layers; i++) Blocks[i] = blocks.Add(new Block(config, rng, n));
+        if (config.Architecture == Architecture.Gpt2) LnF = Add(n.NormF, new LayerNorm(config.DModel, config.Bias, config.NormEps));
+        else RmsF = Add(n.NormF, new RmsNorm(config.DModel, config.NormEps));
+        if (!config.TieEmbeddings) Head = AddModule(n.Head, new Linear(config.DModel, config.VocabSize, false, rng, 0.02f));
     }
 
     public ModelConfig Config { get; }
@@ -133,7 +214,12 @@ public sealed class TransformerModel : Module
     public Block[] Blocks { get; }
     public LayerNorm? LnF { get; }
     public RmsNorm? RmsF { get; }
-    public Linear Head { get; }
+
+    /// <summary>The output head, or null when it is tied to <see cref="TokEmb"/>.</summary>
+    public Linear? Head { get; }
+
+    /// <summary>The [vocab, d] matrix that produces the logits (the head's, or the tied embeddings').</summary>
+    public Tensor OutputWeight => Head?.Weight ?? TokEmb.Weight;
 
     private int[]? _positions;
 
@@ -151,8 +237,14 @@ public sealed class TransformerModel : Module
             x = Ops.Add(x, PosEmb.Forward(_positions, time));
         }
         foreach (var b in Blocks) x = b.Forward(x);
+        return Logits(x);
+    }
+
+    /// <summary>The final norm and the head on hidden states [.., D].</summary>
+    internal Tensor Logits(Tensor x)
+    {
         x = LnF != null ? LnF.Forward(x) : RmsF!.Forward(x);
-        return Head.Forward(x);
+        return Head != null ? Head.Forward(x) : Ops.Linear(x, TokEmb.Weight);
     }
 
     /// <summary>Mean cross-entropy of next-token predictions; targets equal to <paramref name="ignoreIndex"/> do not count.</summary>
@@ -162,7 +254,7 @@ public sealed class TransformerModel : Module
         return Ops.CrossEntropy(logits, targets, ignoreIndex);
     }
 
-    /// <summary>Every Linear layer with its dotted name (adapter targets are matched against the last segment).</summary>
+    /// <summary>Every Linear layer with its dotted name (adapter targets are matched against the last segment); the head included.</summary>
     public IEnumerable<(string Name, Linear Layer)> Linears() =>
         NamedModules().Where(m => m.Module is Linear).Select(m => (m.Name, (Linear)m.Module));
 
@@ -178,4 +270,10 @@ public sealed class ModuleList : Module
     public T Add<T>(T module) where T : Module => AddModule((_count++).ToString(System.Globalization.CultureInfo.InvariantCulture), module);
 
     public int Count => _count;
+}
+
+/// <summary>A named group of children (Hugging Face's <c>transformer</c> or <c>model</c> prefix).</summary>
+public sealed class ModuleGroup : Module
+{
+    public T Add<T>(string name, T module) where T : Module => AddModule(name, module);
 }

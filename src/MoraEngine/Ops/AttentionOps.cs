@@ -45,3 +45,37 @@ public static partial class Ops
         return output;
     }
 }
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Grouped-query attention's key/value sharing: x [B, T, kvHeads·headDim] → [B, T, kvHeads·groups·headDim], where
+    /// output head h is input head h / <paramref name="groups"/> (Hugging Face's <c>repeat_kv</c>, laid out by column).
+    /// The backward sums each group's gradients into its shared head.
+    /// </summary>
+    public static Tensor RepeatHeads(Tensor x, int kvHeads, int groups)
+    {
+        if (x.Rank != 3)
+            throw new ArgumentException($"RepeatHeads: expects x of shape [B, T, D], got {x.ShapeText}.", nameof(x));
+        if (kvHeads <= 0 || x.Dim(2) % kvHeads != 0)
+            throw new ArgumentException($"RepeatHeads: width {x.Dim(2)} of {x.ShapeText} does not split into {kvHeads} heads.", nameof(kvHeads));
+        if (groups <= 0) throw new ArgumentOutOfRangeException(nameof(groups), $"RepeatHeads: groups must be positive, got {groups}.");
+        if (groups == 1) return x;
+        x = Contiguous(x);
+        int B = x.Dim(0), T = x.Dim(1), D = x.Dim(2), hd = D / kvHeads, outD = D * groups, rows = B * T;
+        var y = Tensor.Empty(x.Device, [B, T, outD]);
+        var be = x.Device.Backend;
+        for (var j = 0; j < kvHeads; j++)
+            for (var g = 0; g < groups; g++)
+                be.CopyColumns(x, j * hd, D, y, (j * groups + g) * hd, outD, rows, hd, false);
+        if (Graph.Needs(x))
+            Graph.Record("RepeatHeads", y, [x], gy =>
+            {
+                var gx = Graph.GradZeroed(x);
+                for (var j = 0; j < kvHeads; j++)
+                    for (var g = 0; g < groups; g++)
+                        be.CopyColumns(gy, (j * groups + g) * hd, outD, gx, j * hd, D, rows, hd, true);
+            });
+        return y;
+    }
+}

@@ -49,10 +49,10 @@ public class IlgpuTrainingTests
         Assert.Same(x, x.To(Device.Cpu));
 
         var model = new TransformerModel(ModelConfig.Tiny with { DModel = 16, Layers = 1, Heads = 2, Context = 4 });
-        var w = model.Head.Weight;
+        var w = model.Head!.Weight;
         var before = w.ToArray();
         model.To(IlgpuFixture.Device);
-        Assert.Same(w, model.Head.Weight);
+        Assert.Same(w, model.Head!.Weight);
         Assert.All(model.Parameters(), p => Assert.Same(IlgpuFixture.Device, p.Device));
         Assert.Equal(before, w.ToArray());
     }
