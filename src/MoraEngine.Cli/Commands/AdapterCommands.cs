@@ -88,22 +88,7 @@ internal static class AdapterCommands
         return cmd;
     }
 
-    /// <summary>Builds the model a weight file belongs to and loads it.</summary>
-    internal static TransformerModel LoadModel(string path, string? configOpt)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
-        var file = Safetensors.Load(path);
-        ModelConfig cfg;
-        if (configOpt != null) cfg = CliConfig.LoadModelConfig(configOpt);
-        else if (file.Metadata.TryGetValue("model_config", out var j)) cfg = ModelConfig.FromJson(j);
-        else
-        {
-            var beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "config.json");
-            if (!File.Exists(beside)) throw new FileNotFoundException($"No model config for '{path}': pass --config or put config.json next to it.", beside);
-            cfg = ModelConfig.FromJson(File.ReadAllText(beside));
-        }
-        var model = new TransformerModel(cfg);
-        ModelIO.LoadWeights(file, model, strict: true, belongsToModel: n => !n.StartsWith("optim.", StringComparison.Ordinal));
-        return model;
-    }
+    /// <summary>Builds the model a weight file or Hugging Face directory belongs to and loads it.</summary>
+    internal static TransformerModel LoadModel(string path, string? configOpt) =>
+        ModelIO.LoadModel(path, configOpt != null ? CliConfig.LoadModelConfig(configOpt) : null);
 }

@@ -24,6 +24,58 @@ public static class ModelIO
         LoadWeights(file, module, strict, _ => true);
     }
 
+    /// <summary>
+    /// Builds and loads the model at <paramref name="path"/>: a Hugging Face model directory (config.json +
+    /// safetensors), or an engine weight file or checkpoint whose config is <paramref name="config"/>, its own
+    /// <c>model_config</c> metadata, or a config.json beside it (an HF config.json there means the file is an HF
+    /// checkpoint and its directory is loaded as one).
+    /// </summary>
+    public static TransformerModel LoadModel(string path, ModelConfig? config = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (Directory.Exists(path))
+        {
+            if (!HuggingFace.IsModelDirectory(path))
+                throw new FileNotFoundException($"'{path}' is a directory without a {HuggingFace.ConfigFileName}: not a Hugging Face model directory.", Path.Combine(path, HuggingFace.ConfigFileName));
+            if (config != null) throw new ArgumentException($"'{path}' is a Hugging Face model directory: its config.json describes it, a model config cannot be given as well.");
+            return HuggingFace.Load(path);
+        }
+        if (!File.Exists(path)) throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var beside = Path.Combine(dir, HuggingFace.ConfigFileName);
+        if (config == null && File.Exists(beside) && File.ReadAllText(beside).Contains("\"model_type\"", StringComparison.Ordinal))
+            return HuggingFace.Load(dir);
+        var file = Safetensors.Load(path);
+        ModelConfig cfg;
+        if (config != null) cfg = config;
+        else if (file.Metadata.TryGetValue("model_config", out var j))
+        {
+            try
+            {
+                cfg = ModelConfig.FromJson(j);
+            }
+            catch (ArgumentException e)
+            {
+                throw new SafetensorsException(path, null, $"metadata 'model_config': {e.Message}", e);
+            }
+        }
+        else
+        {
+            if (!File.Exists(beside)) throw new FileNotFoundException($"No model config for '{path}': pass a config or put config.json next to it.", beside);
+            try
+            {
+                cfg = ModelConfig.FromJson(File.ReadAllText(beside));
+            }
+            catch (ArgumentException e)
+            {
+                throw new ArgumentException($"{beside}: {e.Message}", e);
+            }
+        }
+        var model = new TransformerModel(cfg);
+        LoadWeights(file, model, strict: true, belongsToModel: n => !n.StartsWith("optim.", StringComparison.Ordinal));
+        return model;
+    }
+
     internal static void LoadWeights(SafetensorsFile file, Module module, bool strict, Func<string, bool> belongsToModel)
     {
         var parameters = module.NamedParameters().ToDictionary(p => p.Name, p => p.Param);

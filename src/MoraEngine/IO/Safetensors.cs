@@ -279,21 +279,52 @@ public static class Safetensors
             if (count > Array.MaxLength)
                 throw new SafetensorsException(path, e.Name, $"{count} elements exceed the largest array .NET can allocate.");
             var data = new float[count];
-            long fileOffset = header.DataStart + e.Begin;
-            switch (e.DType)
-            {
-                case "F32": ReadF32(handle, path, e.Name, fileOffset, data); break;
-                case "F16": ReadConverted(handle, path, e.Name, fileOffset, data, 2, ConvertF16); break;
-                case "BF16": ReadConverted(handle, path, e.Name, fileOffset, data, 2, ConvertBF16); break;
-                case "F64": ReadConverted(handle, path, e.Name, fileOffset, data, 8, ConvertF64); break;
-                default:
-                    throw new SafetensorsException(path, e.Name,
-                        $"dtype '{e.DType}' is not supported; only F32, F16, BF16 and F64 can be loaded as float32.");
-            }
+            ReadTensor(handle, path, header.DataStart, e, data);
             tensors.Add(e.Name, new SafeTensor(e.Name, e.Shape, data));
         }
         return new SafetensorsFile(path, tensors, header.Metadata);
     }
+
+    /// <summary>Reads one tensor's data as float32 into <paramref name="data"/> (exactly its element count).</summary>
+    private static void ReadTensor(SafeFileHandle handle, string path, long dataStart, SafeTensorInfo e, Span<float> data)
+    {
+        if (data.Length != ElementCount(e.Shape))
+            throw new ArgumentException($"{path}: tensor '{e.Name}' has {ElementCount(e.Shape)} elements, the destination {data.Length}.", nameof(data));
+        long fileOffset = dataStart + e.Begin;
+        switch (e.DType)
+        {
+            case "F32": ReadF32(handle, path, e.Name, fileOffset, data); break;
+            case "F16": ReadConverted(handle, path, e.Name, fileOffset, data, 2, ConvertF16); break;
+            case "BF16": ReadConverted(handle, path, e.Name, fileOffset, data, 2, ConvertBF16); break;
+            case "F64": ReadConverted(handle, path, e.Name, fileOffset, data, 8, ConvertF64); break;
+            default:
+                throw new SafetensorsException(path, e.Name,
+                    $"dtype '{e.DType}' is not supported; only F32, F16, BF16 and F64 can be loaded as float32.");
+        }
+    }
+
+    /// <summary>
+    /// Opens a file for reading tensor by tensor (large checkpoints: only the tensor being read is held in memory).
+    /// The header is validated on opening.
+    /// </summary>
+    public static SafetensorsReader Open(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            var header = ParseHeader(handle, path);
+            return new SafetensorsReader(path, handle, header.Entries, header.Metadata, header.DataStart);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    internal static void ReadInto(SafeFileHandle handle, string path, long dataStart, SafeTensorInfo e, Span<float> data) =>
+        ReadTensor(handle, path, dataStart, e, data);
 
     /// <summary>
     /// Reads and validates only the header of <paramref name="path"/>: names, dtypes, shapes and offsets.
@@ -380,6 +411,7 @@ public static class Safetensors
             }
 
             CheckNoOverlap(entries, path);
+            CheckCovers(entries, path, dataLength);
             return new ParsedHeader(entries, metadata ?? new Dictionary<string, string>(StringComparer.Ordinal), dataStart);
         }
     }
@@ -474,6 +506,25 @@ public static class Safetensors
         }
     }
 
+    /// <summary>
+    /// The tensors must tile the data section exactly, as the reference writer lays them out: no hole between them
+    /// and nothing after the last one. A header length one byte off, or bytes appended to the file, fail here
+    /// instead of loading shifted (garbage) weights.
+    /// </summary>
+    private static void CheckCovers(List<SafeTensorInfo> entries, string path, long dataLength)
+    {
+        long expected = 0;
+        foreach (var e in entries.Where(e => e.End > e.Begin).OrderBy(e => e.Begin))
+        {
+            if (e.Begin != expected)
+                throw new SafetensorsException(path, e.Name, $"'data_offsets' [{e.Begin}, {e.End}] leave a hole of {e.Begin - expected} bytes before this tensor (corrupt header?).");
+            expected = e.End;
+        }
+        if (expected != dataLength)
+            throw new SafetensorsException(path, null,
+                $"the data section is {dataLength} bytes but the tensors end at byte {expected}: {dataLength - expected} bytes are unaccounted for (header length wrong or bytes appended?).");
+    }
+
     private static void ReadExactly(SafeFileHandle handle, string path, string? tensor, Span<byte> buffer, long fileOffset)
     {
         while (!buffer.IsEmpty)
@@ -486,24 +537,24 @@ public static class Safetensors
         }
     }
 
-    private static void ReadF32(SafeFileHandle handle, string path, string name, long fileOffset, float[] data)
+    private static void ReadF32(SafeFileHandle handle, string path, string name, long fileOffset, Span<float> data)
     {
         // Read straight into the destination array: no intermediate byte[] copy.
         for (int i = 0; i < data.Length; i += BulkChunkFloats)
         {
             int n = Math.Min(BulkChunkFloats, data.Length - i);
-            ReadExactly(handle, path, name, MemoryMarshal.AsBytes(data.AsSpan(i, n)), fileOffset + (long)i * sizeof(float));
+            ReadExactly(handle, path, name, MemoryMarshal.AsBytes(data.Slice(i, n)), fileOffset + (long)i * sizeof(float));
         }
         if (!BitConverter.IsLittleEndian)
         {
-            var bits = MemoryMarshal.Cast<float, int>(data.AsSpan());
+            var bits = MemoryMarshal.Cast<float, int>(data);
             BinaryPrimitives.ReverseEndianness(bits, bits);
         }
     }
 
     private delegate void Converter(Span<byte> source, Span<float> destination);
 
-    private static void ReadConverted(SafeFileHandle handle, string path, string name, long fileOffset, float[] data, int elementSize, Converter convert)
+    private static void ReadConverted(SafeFileHandle handle, string path, string name, long fileOffset, Span<float> data, int elementSize, Converter convert)
     {
         byte[] scratch = ArrayPool<byte>.Shared.Rent(ConvertChunkBytes);
         try
@@ -514,7 +565,7 @@ public static class Safetensors
                 int n = Math.Min(perChunk, data.Length - i);
                 var bytes = scratch.AsSpan(0, n * elementSize);
                 ReadExactly(handle, path, name, bytes, fileOffset + (long)i * elementSize);
-                convert(bytes, data.AsSpan(i, n));
+                convert(bytes, data.Slice(i, n));
             }
         }
         finally
@@ -550,4 +601,51 @@ public static class Safetensors
         for (int i = 0; i < doubles.Length; i++)
             destination[i] = (float)doubles[i];
     }
+}
+
+/// <summary>An open safetensors file whose tensors are read one at a time, converted to float32.</summary>
+public sealed class SafetensorsReader : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    private readonly long _dataStart;
+    private readonly Dictionary<string, SafeTensorInfo> _entries;
+
+    internal SafetensorsReader(string path, SafeFileHandle handle, List<SafeTensorInfo> entries, Dictionary<string, string> metadata, long dataStart)
+    {
+        Path = path;
+        _handle = handle;
+        _dataStart = dataStart;
+        _entries = entries.ToDictionary(e => e.Name, StringComparer.Ordinal);
+        Metadata = metadata;
+    }
+
+    /// <summary>The file's path (for messages).</summary>
+    public string Path { get; }
+
+    /// <summary>Every tensor's name, dtype, shape and offsets.</summary>
+    public IReadOnlyDictionary<string, SafeTensorInfo> Tensors => _entries;
+
+    /// <summary>The <c>__metadata__</c> strings.</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>Reads tensor <paramref name="name"/> as float32 into <paramref name="destination"/> (its exact element count).</summary>
+    public void ReadInto(string name, Span<float> destination)
+    {
+        if (!_entries.TryGetValue(name, out var e)) throw new SafetensorsException(Path, name, "no such tensor in the file");
+        Safetensors.ReadInto(_handle, Path, _dataStart, e, destination);
+    }
+
+    /// <summary>Reads tensor <paramref name="name"/> as a new float32 array.</summary>
+    public float[] Read(string name)
+    {
+        if (!_entries.TryGetValue(name, out var e)) throw new SafetensorsException(Path, name, "no such tensor in the file");
+        long count = 1;
+        foreach (var d in e.Shape) count *= d;
+        if (count > Array.MaxLength) throw new SafetensorsException(Path, name, $"{count} elements exceed the largest array .NET can allocate.");
+        var data = new float[count];
+        Safetensors.ReadInto(_handle, Path, _dataStart, e, data);
+        return data;
+    }
+
+    public void Dispose() => _handle.Dispose();
 }

@@ -52,6 +52,10 @@ public sealed record ModelConfig
     public bool QkvBias { get; init; }
     /// <summary>Biases on the MLP layers (LLaMA's <c>mlp_bias</c>); <see cref="Bias"/> implies it.</summary>
     public bool MlpBias { get; init; }
+    /// <summary>Beginning-of-sequence token id, when the model's tokenizer has one.</summary>
+    public int? BosTokenId { get; init; }
+    /// <summary>End-of-sequence token id (generation stops there; documents are separated by it).</summary>
+    public int? EosTokenId { get; init; }
     /// <summary>Module names: the engine's own or Hugging Face's.</summary>
     public ModelLayout Layout { get; init; } = ModelLayout.Engine;
 
@@ -90,6 +94,8 @@ public sealed record ModelConfig
         if (!(NormEps > 0) || float.IsInfinity(NormEps)) throw new ArgumentException($"ModelConfig: NormEps must be positive and finite, got {NormEps}.");
         if (!(RopeTheta > 0) || float.IsInfinity(RopeTheta)) throw new ArgumentException($"ModelConfig: RopeTheta must be positive and finite, got {RopeTheta}.");
         if (!Enum.IsDefined(Architecture)) throw new ArgumentException($"ModelConfig: unknown architecture {(int)Architecture}.");
+        if (BosTokenId is { } bos && (bos < 0 || bos >= VocabSize)) throw new ArgumentException($"ModelConfig: BosTokenId {bos} is outside the vocabulary [0, {VocabSize}).");
+        if (EosTokenId is { } eos && (eos < 0 || eos >= VocabSize)) throw new ArgumentException($"ModelConfig: EosTokenId {eos} is outside the vocabulary [0, {VocabSize}).");
         if (!Enum.IsDefined(Layout)) throw new ArgumentException($"ModelConfig: unknown layout {(int)Layout}.");
     }
 
@@ -119,6 +125,7 @@ public sealed record ModelConfig
     internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
     };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
