@@ -11,6 +11,7 @@ internal static class MoraCli
         TrainCommand.Create(),
         UuidCommand.Create(),
         AdapterCommands.Merge(),
+        AdapterCommands.Export(),
         AdapterCommands.Analyze(),
         BenchCommand.Create(),
         InfoCommand.Create(),

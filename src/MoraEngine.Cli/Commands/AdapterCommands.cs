@@ -11,7 +11,7 @@ namespace MoraEngine.Cli.Commands;
 
 internal static class AdapterCommands
 {
-    private static Option<string> ModelOption() => new("--model") { Description = "Base model weights (.safetensors; a checkpoint also works).", Required = true };
+    private static Option<string> ModelOption() => new("--model") { Description = "Base model: a Hugging Face model directory, or engine weights (.safetensors; a checkpoint also works).", Required = true };
     private static Option<string> AdapterOption() => new("--adapter") { Description = "Adapter directory (adapter_config.json + adapter_model.safetensors).", Required = true };
     private static Option<string?> ConfigOption() => new("--config") { Description = "Model config (preset or JSON file); default: the checkpoint's own, or config.json next to the model." };
 
@@ -20,9 +20,9 @@ internal static class AdapterCommands
         var model = ModelOption();
         var adapter = AdapterOption();
         var config = ConfigOption();
-        var output = new Option<string>("--out") { Description = "Merged model weights to write.", Required = true };
+        var output = new Option<string>("--out") { Description = "Where to write the merged model: a weight file for an engine model, a directory for a Hugging Face model.", Required = true };
         var device = CliDevice.Option();
-        var cmd = new Command("merge", "Fold an adapter into its base model and write a plain model file.") { model, adapter, config, output, device };
+        var cmd = new Command("merge", "Fold an adapter into its base model and write a plain model (an HF directory when the base is one).") { model, adapter, config, output, device };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var dev = CliDevice.Resolve(r.GetValue(device)!);
@@ -32,10 +32,37 @@ internal static class AdapterCommands
             var layers = adapted.Layers.Count;
             var plain = adapted.MergeAndUnload();
             var outPath = r.GetValue(output)!;
-            ModelIO.SaveWeights(outPath, plain);
-            var cfgOut = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(outPath))!, "config.json");
-            if (!File.Exists(cfgOut)) File.WriteAllText(cfgOut, plain.Config.ToJson());
+            var basePath = r.GetValue(model)!;
+            if (plain.Config.Layout == ModelLayout.HuggingFace)
+            {
+                if (File.Exists(outPath)) throw new ArgumentException($"--out '{outPath}' is a file; a Hugging Face model is written as a directory.");
+                HuggingFace.Save(plain, outPath, Directory.Exists(basePath) ? basePath : Path.GetDirectoryName(Path.GetFullPath(basePath)));
+            }
+            else
+                ModelIO.SaveWeights(outPath, plain);
             AnsiConsole.MarkupLine($"Merged {adapted.Config.Method} (r={adapted.Config.Rank}) into {layers} layers → [bold]{Markup.Escape(outPath)}[/]");
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static Command Export()
+    {
+        var model = ModelOption();
+        var config = ConfigOption();
+        var output = new Option<string>("--out") { Description = "Directory to write (config.json, model.safetensors, tokenizer files).", Required = true };
+        var cmd = new Command("export", "Write a model as a Hugging Face directory that transformers loads (GPT2LMHeadModel or LlamaForCausalLM).") { model, config, output };
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            var path = r.GetValue(model)!;
+            var m = LoadModel(path, r.GetValue(config));
+            var hf = HuggingFace.ToHuggingFaceLayout(m);
+            var outDir = r.GetValue(output)!;
+            if (File.Exists(outDir)) throw new ArgumentException($"--out '{outDir}' is a file, not a directory.");
+            HuggingFace.Save(hf, outDir, Directory.Exists(path) ? path : null);
+            AnsiConsole.MarkupLine($"Exported {hf.Config.Architecture} ({hf.ParameterCount():N0} parameters) → [bold]{Markup.Escape(outDir)}[/]");
+            if (m.Config.Layout == ModelLayout.Engine)
+                AnsiConsole.MarkupLine("[yellow]note:[/] an engine model has no tokenizer files; its tokens are bytes (ids 0–255).");
             return 0;
         }));
         return cmd;

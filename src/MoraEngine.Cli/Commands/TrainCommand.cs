@@ -247,7 +247,7 @@ internal static class Cli
         {
             return action();
         }
-        catch (Exception e) when (e is ArgumentException or FileNotFoundException or IOException or InvalidOperationException or InvalidDataException)
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidOperationException or InvalidDataException or NotSupportedException)
         {
             AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
             return 2;

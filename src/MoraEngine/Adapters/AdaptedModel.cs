@@ -170,16 +170,23 @@ public sealed class AdaptedModel
         Directory.CreateDirectory(directory);
         var tensors = new List<SafeTensor>();
         foreach (var l in _layers)
+        {
             foreach (var (name, p) in l.Adapter.NamedParameters())
                 tensors.Add(new SafeTensor($"{PeftPrefix}{l.Name}.{name}", p.ShapeArray.ToArray(), p.ToArray()));
+            // The official MoRA code registers M as both lora_A and lora_B (one module), and PEFT saves both keys.
+            if (l.Adapter is MoraAdapter mora)
+                tensors.Add(new SafeTensor($"{PeftPrefix}{l.Name}.{MoraAdapter.AliasName}", mora.M.ShapeArray.ToArray(), mora.M.ToArray()));
+        }
         if (Config.TrainEmbeddingsAndHead)
-            foreach (var (name, p) in Model.NamedParameters())
-                if (name.StartsWith("tok_emb.", StringComparison.Ordinal) || name.StartsWith("pos_emb.", StringComparison.Ordinal) || name.StartsWith("head.", StringComparison.Ordinal))
-                    tensors.Add(new SafeTensor(PeftPrefix + name, p.ShapeArray.ToArray(), p.ToArray()));
+            foreach (var (name, p) in SavedModules())
+                tensors.Add(new SafeTensor(PeftPrefix + name, p.ShapeArray.ToArray(), p.ToArray()));
         Safetensors.Save(Path.Combine(directory, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
         var cfgPath = Path.Combine(directory, ConfigFileName);
         var tmp = cfgPath + ".tmp";
-        File.WriteAllText(tmp, Config.ToPeftJson());
+        var modules = Model.NamedModules().Where(m => ReferenceEquals(m.Module, Model.TokEmb) || ReferenceEquals(m.Module, Model.PosEmb) || ReferenceEquals(m.Module, Model.Head))
+            .Select(m => m.Name[(m.Name.LastIndexOf('.') + 1)..]).ToArray();
+        var fanInFanOut = Model.Config.Layout == ModelLayout.HuggingFace && Model.Config.Architecture == Architecture.Gpt2;
+        File.WriteAllText(tmp, Config.ToPeftJson(fanInFanOut, modules));
         File.Move(tmp, cfgPath, overwrite: true);
     }
 
@@ -201,9 +208,11 @@ public sealed class AdaptedModel
             foreach (var (name, p) in l.Adapter.NamedParameters())
                 expected[$"{PeftPrefix}{l.Name}.{name}"] = p;
         if (config.TrainEmbeddingsAndHead)
-            foreach (var (name, p) in model.NamedParameters())
-                if (name.StartsWith("tok_emb.", StringComparison.Ordinal) || name.StartsWith("pos_emb.", StringComparison.Ordinal) || name.StartsWith("head.", StringComparison.Ordinal))
-                    expected[PeftPrefix + name] = p;
+            foreach (var (name, p) in adapted.SavedModules())
+                expected[PeftPrefix + name] = p;
+        var aliases = new Dictionary<string, Tensor>();
+        foreach (var l in adapted._layers)
+            if (l.Adapter is MoraAdapter mora) aliases[$"{PeftPrefix}{l.Name}.{MoraAdapter.AliasName}"] = mora.M;
         try
         {
             foreach (var (key, p) in expected)
@@ -215,9 +224,22 @@ public sealed class AdaptedModel
                         $"shape {ShapeUtil.Format(t.Shape)} does not fit this model, which needs {p.ShapeText} (an adapter for another model size, rank or MoRA type?)");
                 p.CopyFrom(t.Data);
             }
-            foreach (var key in file.Tensors.Keys)
-                if (!expected.ContainsKey(key))
-                    throw new SafetensorsException(weightsPath, key, "this tensor has no place in the model (an adapter for another model?)");
+            foreach (var (key, t) in file.Tensors)
+            {
+                if (expected.ContainsKey(key)) continue;
+                if (aliases.TryGetValue(key, out var m))
+                {
+                    // MoRA's lora_B is the same matrix as lora_A in the official code: it must say the same.
+                    if (!t.Shape.AsSpan().SequenceEqual(m.Shape) || !t.Data.AsSpan().SequenceEqual(m.ToArray()))
+                        throw new SafetensorsException(weightsPath, key, "MoRA stores its square matrix as lora_A and lora_B alike, but here they differ");
+                    continue;
+                }
+                throw new SafetensorsException(weightsPath, key, "this tensor has no place in the model (an adapter for another model?)");
+            }
+            foreach (var p in expected.Values)
+                foreach (var v in p.ToArray())
+                    if (!float.IsFinite(v))
+                        throw new SafetensorsException(weightsPath, expected.First(kv => ReferenceEquals(kv.Value, p)).Key, "the adapter weights are not finite (NaN or Inf)");
         }
         catch
         {
@@ -226,6 +248,10 @@ public sealed class AdaptedModel
         }
         return adapted;
     }
+
+    /// <summary>The embeddings' and head's parameters (saved with the adapter when they train too).</summary>
+    private IEnumerable<(string Name, Tensor Param)> SavedModules() =>
+        Model.NamedParameters().Where(p => ReferenceEquals(p.Param, Model.TokEmb.Weight) || ReferenceEquals(p.Param, Model.PosEmb?.Weight) || ReferenceEquals(p.Param, Model.Head?.Weight));
 
     private void MergeAndUnloadWithoutMerging()
     {

@@ -78,7 +78,9 @@ public sealed record AdapterConfig
     }
 
     /// <summary>PEFT's <c>adapter_config.json</c> (field names as PEFT and the official MoRA fork write them).</summary>
-    public string ToPeftJson()
+    /// <param name="fanInFanOut">True for GPT-2's Conv1D layers (weights stored [in, out]), as PEFT writes it for them.</param>
+    /// <param name="modulesToSave">The modules trained in full and saved with the adapter, by name.</param>
+    public string ToPeftJson(bool fanInFanOut = false, string[]? modulesToSave = null)
     {
         var o = new Dictionary<string, object?>
         {
@@ -90,15 +92,16 @@ public sealed record AdapterConfig
             ["use_rslora"] = UseRsLora,
             ["target_modules"] = TargetModules,
             ["bias"] = "none",
+            ["fan_in_fan_out"] = fanInFanOut,
             ["use_mora"] = Method == AdapterMethod.Mora,
             ["mora_type"] = (int)MoraType,
-            ["modules_to_save"] = TrainEmbeddingsAndHead ? new[] { "tok_emb", "pos_emb", "head" } : null,
+            ["modules_to_save"] = TrainEmbeddingsAndHead ? modulesToSave ?? ["tok_emb", "pos_emb", "head"] : null,
             ["init_seed"] = Seed,
         };
         return JsonSerializer.Serialize(o, new JsonSerializerOptions { WriteIndented = true });
     }
 
-    /// <summary>Reads PEFT's <c>adapter_config.json</c>; errors name the file and the field.</summary>
+    /// <summary>Reads PEFT's <c>adapter_config.json</c>; errors name the file and the field (a field of the wrong type is an error, not a default).</summary>
     public static AdapterConfig FromPeftJson(string json, string source = "adapter_config.json")
     {
         JsonElement root;
@@ -111,20 +114,43 @@ public sealed record AdapterConfig
             throw new ArgumentException($"{source}: invalid JSON ({e.Message}).", e);
         }
         if (root.ValueKind != JsonValueKind.Object) throw new ArgumentException($"{source}: expected a JSON object.");
-        int GetInt(string name, int fallback) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt32() : fallback;
-        float GetFloat(string name, float fallback) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetSingle() : fallback;
-        bool GetBool(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.True;
-        if (!root.TryGetProperty("r", out _)) throw new ArgumentException($"{source}: missing field 'r'.");
-        string[] targets = [];
-        if (root.TryGetProperty("target_modules", out var tm))
+        bool Present(string name, out JsonElement v) => root.TryGetProperty(name, out v) && v.ValueKind != JsonValueKind.Null;
+        int GetInt(string name, int fallback)
         {
-            if (tm.ValueKind == JsonValueKind.Array) targets = tm.EnumerateArray().Select(e => e.GetString() ?? "").ToArray();
-            else if (tm.ValueKind == JsonValueKind.String) targets = [tm.GetString()!];
+            if (!Present(name, out var v)) return fallback;
+            return v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : throw new ArgumentException($"{source}: '{name}' must be an integer, got {v.GetRawText()}.");
         }
+        float GetFloat(string name, float fallback)
+        {
+            if (!Present(name, out var v)) return fallback;
+            return v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && double.IsFinite(d) ? (float)d : throw new ArgumentException($"{source}: '{name}' must be a finite number, got {v.GetRawText()}.");
+        }
+        bool GetBool(string name)
+        {
+            if (!Present(name, out var v)) return false;
+            return v.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw new ArgumentException($"{source}: '{name}' must be true or false, got {v.GetRawText()}."),
+            };
+        }
+        if (!root.TryGetProperty("r", out _)) throw new ArgumentException($"{source}: missing field 'r'.");
+        if (Present("peft_type", out var pt) && (pt.ValueKind != JsonValueKind.String || pt.GetString() != "LORA"))
+            throw new ArgumentException($"{source}: peft_type '{pt.GetRawText()}' is not supported (LORA, with use_mora for MoRA).");
+        string[] targets = [];
+        if (Present("target_modules", out var tm))
+        {
+            if (tm.ValueKind == JsonValueKind.Array && tm.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String))
+                targets = tm.EnumerateArray().Select(e => e.GetString()!).ToArray();
+            else if (tm.ValueKind == JsonValueKind.String) targets = [tm.GetString()!];
+            else throw new ArgumentException($"{source}: 'target_modules' must be a list of layer names, got {tm.GetRawText()}.");
+        }
+        var useMora = GetBool("use_mora");
         var mtype = GetInt("mora_type", 1);
         var cfg = new AdapterConfig
         {
-            Method = GetBool("use_mora") ? AdapterMethod.Mora : AdapterMethod.Lora,
+            Method = useMora ? AdapterMethod.Mora : AdapterMethod.Lora,
             Rank = GetInt("r", 8),
             Alpha = GetFloat("lora_alpha", 8f),
             Dropout = GetFloat("lora_dropout", 0f),
@@ -132,7 +158,7 @@ public sealed record AdapterConfig
             MoraType = (MoraType)mtype,
             TargetModules = targets,
             TrainEmbeddingsAndHead = root.TryGetProperty("modules_to_save", out var ms) && ms.ValueKind == JsonValueKind.Array && ms.GetArrayLength() > 0,
-            Seed = root.TryGetProperty("init_seed", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetUInt64() : 17,
+            Seed = Present("init_seed", out var s) ? (s.ValueKind == JsonValueKind.Number && s.TryGetUInt64(out var seed) ? seed : throw new ArgumentException($"{source}: 'init_seed' must be a non-negative integer, got {s.GetRawText()}.")) : 17,
         };
         try
         {

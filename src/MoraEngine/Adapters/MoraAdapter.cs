@@ -31,6 +31,9 @@ public sealed class MoraAdapter : LinearAdapter
         M = AddParameter("lora_A.weight", Tensor.Zeros(rHat, rHat));
     }
 
+    /// <summary>The key under which the official MoRA code saves M a second time (its lora_B is lora_A).</summary>
+    public const string AliasName = "lora_B.weight";
+
     public int InFeatures { get; }
     public int OutFeatures { get; }
 

@@ -153,7 +153,8 @@ public class AdapterTests
 
             var header = Safetensors.ReadHeader(Path.Combine(dir, AdaptedModel.WeightsFileName));
             Assert.Contains("base_model.model.blocks.0.attn.q.lora_A.weight", header.Keys);
-            Assert.Equal(method == "lora", header.ContainsKey("base_model.model.blocks.0.attn.q.lora_B.weight"));
+            // LoRA's B; MoRA's M saved a second time, as the official MoRA code's PEFT save does (its lora_B is lora_A).
+            Assert.True(header.ContainsKey("base_model.model.blocks.0.attn.q.lora_B.weight"));
             var json = File.ReadAllText(Path.Combine(dir, AdaptedModel.ConfigFileName));
             Assert.Contains("\"lora_alpha\"", json);
             Assert.Contains("\"target_modules\"", json);
@@ -247,5 +248,23 @@ public class AdapterTests
         Assert.True(first - last > 0.3, $"{method}: loss {first:F3} → {last:F3}");
         if (restartEvery == 0) Assert.Equal(frozenBefore, model.StateDict()["blocks.0.mlp.up.weight"].ToArray());
         else Assert.NotEqual(frozenBefore, model.StateDict()["blocks.0.mlp.up.weight"].ToArray());   // restarts merged into W
+    }
+}
+
+public class AdapterConfigStrictnessTests
+{
+    [Theory]
+    [InlineData("{\"r\": \"4\"}", "'r' must be an integer")]
+    [InlineData("{\"r\": 4, \"mora_type\": \"1\", \"use_mora\": true}", "'mora_type' must be an integer")]
+    [InlineData("{\"r\": 4, \"use_mora\": \"yes\"}", "'use_mora' must be true or false")]
+    [InlineData("{\"r\": 4, \"lora_alpha\": \"16\"}", "'lora_alpha' must be a finite number")]
+    [InlineData("{\"r\": 4, \"target_modules\": [1, 2]}", "'target_modules' must be a list")]
+    [InlineData("{\"r\": 4, \"peft_type\": \"IA3\"}", "peft_type")]
+    [InlineData("{\"r\": 4, \"use_mora\": true, \"mora_type\": 5, \"target_modules\": [\"q\"]}", "unknown MoRA type 5")]
+    public void WrongTypes_AreErrors_NotDefaults(string json, string expected)
+    {
+        var e = Assert.Throws<ArgumentException>(() => MoraEngine.Adapters.AdapterConfig.FromPeftJson(json, "x/adapter_config.json"));
+        Assert.Contains(expected, e.Message);
+        Assert.Contains("x/adapter_config.json", e.Message);
     }
 }

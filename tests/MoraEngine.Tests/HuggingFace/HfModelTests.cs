@@ -157,6 +157,34 @@ public class HfModelTests
         Assert.Equal(m.Config.Context - r.GreedyPrompt.Length + 1, many.Length);
     }
 
+    [Theory]
+    [MemberData(nameof(Fixtures))]
+    public void Perplexity_OfTheRowsAsOneStream_IsTheReferenceLoss(string name)
+    {
+        // The two reference rows, one after the other, in windows of 16: exactly the reference's two sequences.
+        var r = HfFixtures.Load(name);
+        var m = HuggingFace.Load(HfFixtures.Dir(name));
+        var result = MoraEngine.Training.Perplexity.Evaluate(m, r.Ids, context: r.Time, batch: 1);
+        Assert.Equal(r.Ids.Length, result.Tokens);
+        Assert.Equal(r.Batch * (r.Time - 1), result.Predictions);
+        Assert.True(Math.Abs(result.Loss - r.Loss) <= 1e-5 * r.Loss, $"{name}: {result.Loss} vs {r.Loss}");
+        // A shorter last window counts its own predictions only; batching does not change the result.
+        var odd = r.Ids.Take(27).ToArray();
+        var a = MoraEngine.Training.Perplexity.Evaluate(m, odd, context: 8, batch: 3);
+        var direct = 0.0;
+        for (var w = 0; w < 27; w += 8)
+        {
+            var win = odd.Skip(w).Take(8).ToArray();
+            if (win.Length < 2) continue;
+            using var _ = Graph.NoGrad();
+            using var scope = MemoryScope.Begin();
+            var targets = win.Skip(1).Append(-100).ToArray();
+            direct += m.Loss(win, targets, 1, win.Length).Item() * (win.Length - 1);
+        }
+        Assert.Equal(3 * 7 + 2, a.Predictions);
+        Assert.Equal(direct / a.Predictions, a.Loss, 5);
+    }
+
     // ------------------------------------------------------------------ errors
 
     private static string Mutate(string fixture, Action<string> change)
