@@ -19,6 +19,7 @@ internal static class BenchCommand
         cmd.Subcommands.Add(Step());
         cmd.Subcommands.Add(BenchKernelsCommand.Create());
         cmd.Subcommands.Add(BenchOpsCommand.Create());
+        cmd.Subcommands.Add(BenchGenerateCommand.Create());
         return cmd;
     }
 
@@ -56,12 +57,14 @@ internal static class BenchCommand
         var rank = new Option<int>("--rank") { Description = "LoRA rank r (MoRA matches its parameter budget).", DefaultValueFactory = _ => 8 };
         var moraType = new Option<int>("--mora-type") { Description = "MoRA operator type: 0, 1, 2, 3, 4 or 6.", DefaultValueFactory = _ => 1 };
         var batch = new Option<int?>("--batch") { Description = "Rows per step (default 64 for small-gpu, 16 otherwise)." };
+        var seq = new Option<int?>("--seq") { Description = "Tokens per row (default: the model's context)." };
+        var target = new Option<string?>("--target") { Description = "Adapter target layers, comma-separated (default: every linear layer but the head)." };
         var steps = new Option<int>("--steps") { Description = "Timed steps (median reported).", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps.", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
         var device = CliDevice.Option();
         var tf32 = CliDevice.Tf32Option();
-        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, steps, warmup, json, device, tf32 };
+        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, seq, target, steps, warmup, json, device, tf32 };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var configName = r.GetValue(config)!;
@@ -69,11 +72,12 @@ internal static class BenchCommand
             var m = r.GetValue(method)!;
             var rk = r.GetValue(rank);
             var mt = r.GetValue(moraType);
+            var targets = r.GetValue(target)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? AdapterConfig.DefaultTargets(cfg);
             Action<TransformerModel>? prepare = m switch
             {
                 "fft" => null,
-                "lora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Lora, Rank = rk }),
-                "mora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Mora, Rank = rk, MoraType = (MoraType)mt }),
+                "lora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Lora, Rank = rk, TargetModules = targets }),
+                "mora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Mora, Rank = rk, MoraType = (MoraType)mt, TargetModules = targets }),
                 _ => throw new ArgumentException($"--method '{m}' is not known (fft, lora, mora)."),
             };
             if (m == "mora" && !Enum.IsDefined((MoraType)mt)) throw new ArgumentException($"--mora-type {mt} is not known (0, 1, 2, 3, 4, 6).");
@@ -81,8 +85,10 @@ internal static class BenchCommand
             var useTf32 = CliDevice.ApplyTf32(dev, r.GetValue(tf32));
             var rows = r.GetValue(batch) ?? (configName == "small-gpu" ? 64 : 16);
             if (rows <= 0) throw new ArgumentException($"--batch must be positive, got {rows}.");
-            var res = StepBench.Run(cfg, configName, m, rows, r.GetValue(warmup), r.GetValue(steps), prepare, dev);
-            var loraParams = m == "fft" ? 0 : AdapterBudget.LoraParameters(cfg, rk);
+            var seqLen = r.GetValue(seq);
+            if (seqLen is { } sl && (sl < 1 || sl > cfg.Context)) throw new ArgumentException($"--seq must be in [1, {cfg.Context}], got {sl}.");
+            var res = StepBench.Run(cfg, configName, m, rows, r.GetValue(warmup), r.GetValue(steps), prepare, dev, seqLen);
+            var loraParams = m == "fft" ? 0 : AdapterBudget.LoraParameters(cfg, rk, targets);
             if (r.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
@@ -90,11 +96,11 @@ internal static class BenchCommand
                     rank = m == "fft" ? (int?)null : rk, mora_type = m == "mora" ? mt : (int?)null,
                     trainable_params = res.TrainableParams, ms_per_step = Math.Round(res.MedianMs, 2), min_ms = Math.Round(res.MinMs, 2),
                     pool_buffers_after_warmup = res.PoolBuffersAfterWarmup, pool_buffers_at_end = res.PoolBuffersAtEnd,
-                    tf32 = useTf32,
+                    seq = seqLen ?? cfg.Context, peak_bytes = res.PeakBytes, tf32 = useTf32,
                 }));
             else
             {
-                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} on {Markup.Escape(dev.Name)}{(useTf32 ? " (TF32)" : "")}, batch {rows}: {res.Method}{(m == "fft" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters");
+                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} on {Markup.Escape(dev.Name)}{(useTf32 ? " (TF32)" : "")}, batch {rows}: {res.Method}{(m == "fft" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters, peak memory {res.PeakBytes / 1048576.0:F0} MiB");
                 if (m == "mora")
                     AnsiConsole.MarkupLine($"  LoRA at r={rk} would train {loraParams:N0}: MoRA/LoRA = {(double)res.TrainableParams / loraParams:F4}");
             }

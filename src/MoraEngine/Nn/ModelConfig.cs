@@ -111,14 +111,22 @@ public sealed record ModelConfig
     /// <summary>Seconds-sized model for tests and the synthetic task.</summary>
     public static ModelConfig Tiny => new() { Architecture = Architecture.Gpt2, VocabSize = 32, DModel = 64, Layers = 2, Heads = 4, Context = 32 };
 
-    /// <summary>Named presets: small-cpu, small-gpu, small-llama, tiny.</summary>
+    /// <summary>GPT-2 124M's shape in the Hugging Face layout (for benchmarks with random weights).</summary>
+    public static ModelConfig Gpt2_124M => new()
+    {
+        Architecture = Architecture.Gpt2, Layout = ModelLayout.HuggingFace, VocabSize = 50257, DModel = 768, Layers = 12, Heads = 12, Context = 1024,
+        Bias = true, TieEmbeddings = true, BosTokenId = 50256, EosTokenId = 50256,
+    };
+
+    /// <summary>Named presets: small-cpu, small-gpu, small-llama, tiny, gpt2-124m.</summary>
     public static ModelConfig Preset(string name) => name switch
     {
         "small-cpu" => SmallCpu,
         "small-gpu" => SmallGpu,
         "small-llama" => SmallLlama,
         "tiny" => Tiny,
-        _ => throw new ArgumentException($"Unknown model preset '{name}' (known: small-cpu, small-gpu, small-llama, tiny)."),
+        "gpt2-124m" => Gpt2_124M,
+        _ => throw new ArgumentException($"Unknown model preset '{name}' (known: small-cpu, small-gpu, small-llama, tiny, gpt2-124m)."),
     };
 
     /// <summary>snake_case fields; a field the config does not have (a typo such as <c>d_modle</c>) is an error, not a default.</summary>

@@ -5,7 +5,7 @@ using MoraEngine.Optim;
 namespace MoraEngine.Training;
 
 /// <summary>Result of timing training steps.</summary>
-public sealed record StepBenchResult(string Config, string Method, long TrainableParams, long TotalParams, double MedianMs, double MinMs, int Steps, long PoolBuffersAfterWarmup, long PoolBuffersAtEnd);
+public sealed record StepBenchResult(string Config, string Method, long TrainableParams, long TotalParams, double MedianMs, double MinMs, int Steps, long PoolBuffersAfterWarmup, long PoolBuffersAtEnd, long PeakBytes = 0);
 
 /// <summary>
 /// Times full training steps (forward, backward, AdamW) of a model on random byte data: the measurement behind
@@ -20,9 +20,10 @@ public static class StepBench
     /// <param name="warmup">Untimed steps first (JIT, pool fill).</param>
     /// <param name="steps">Timed steps.</param>
     /// <param name="prepare">Adjusts the model before training (freezing, adapters); null trains everything.</param>
+    /// <param name="time">Tokens per row (default: the model's context).</param>
     /// <param name="device">Where the model trains (default: the CPU). Each timed step ends by reading the loss, which
     /// waits for the device, so a step's time includes all of its device work.</param>
-    public static StepBenchResult Run(ModelConfig config, string configName, string method, int batch, int warmup, int steps, Action<TransformerModel>? prepare = null, Device? device = null)
+    public static StepBenchResult Run(ModelConfig config, string configName, string method, int batch, int warmup, int steps, Action<TransformerModel>? prepare = null, Device? device = null, int? time = null)
     {
         device ??= Device.Cpu;
         if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), "StepBench: at least one timed step.");
@@ -34,7 +35,7 @@ public static class StepBench
         for (var i = 0; i < text.Length; i++) text[i] = (byte)rng.NextInt(config.VocabSize);
         var data = new TextBatchSource(text, 3);
         var opt = new AdamW(model.TrainableParameters(), lr: 3e-4f, weightDecay: 0.1f);
-        var trainer = new Trainer(model, opt, new ConstantLr(3e-4f), data, new TrainerOptions { BatchSize = batch });
+        var trainer = new Trainer(model, opt, new ConstantLr(3e-4f), data, new TrainerOptions { BatchSize = batch, Time = time ?? config.Context });
         for (var i = 0; i < warmup; i++) trainer.TrainStep();
         var poolAfterWarmup = device.Pool.Created;
         var times = new double[steps];
@@ -46,6 +47,8 @@ public static class StepBench
         }
         Array.Sort(times);
         var median = steps % 2 == 1 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
-        return new StepBenchResult(configName, method, model.TrainableParameterCount(), model.ParameterCount(), median, times[0], steps, poolAfterWarmup, device.Pool.Created);
+        using var self = Process.GetCurrentProcess();
+        self.Refresh();
+        return new StepBenchResult(configName, method, model.TrainableParameterCount(), model.ParameterCount(), median, times[0], steps, poolAfterWarmup, device.Pool.Created, self.PeakWorkingSet64);
     }
 }
