@@ -7,6 +7,12 @@ Run with Debian's python3-sentencepiece (0.1.97):  /usr/bin/python3 make_sentenc
                                text below (written here, plus the Zen of Python) with LLaMA's options: identity
                                normalization, no whitespace squeezing, digits split, a dummy "▁" prefix;
   llama-tiny/config.json       bos_token_id / eos_token_id as a Hugging Face model directory has them;
+  llama-tiny-json/tokenizer.json, llama-tiny-json-metaspace/tokenizer.json
+                               the same model in Hugging Face's tokenizer.json format, converted as transformers'
+                               LlamaConverter does (vocab from the pieces, merges from every split of a piece into two
+                               pieces ordered by score): the legacy form (Prepend/Replace normalizer, Strip decoder)
+                               and the newer one (Metaspace pre-tokenizer, prepend_scheme "first", which adds no
+                               "▁" to a text that starts with a space: there Hugging Face differs from sentencepiece);
   llama-tiny-reference.json    {"texts", "ids", "decoded"}: sentencepiece's own encode(text) (no BOS; with the dummy
                                prefix, as SentencePiece adds by default) and decode(ids) for bench/tokenizers/texts.json.
 """
@@ -50,6 +56,52 @@ def zen_of_python():
     return codecs.decode(this.s, "rot13")
 
 
+def write_tokenizer_json(sp, out_dir, metaspace):
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    # transformers' SentencePieceExtractor: each piece's two-piece splits, by the halves' ids, then all by score.
+    merges = []
+    for piece, pid in vocab.items():
+        local = [(piece[:k], piece[k:], sp.get_score(pid)) for k in range(1, len(piece))
+                 if piece[:k] in vocab and piece[k:] in vocab]
+        merges.extend(sorted(local, key=lambda m: (vocab[m[0]], vocab[m[1]])))
+    merges = [f"{l} {r}" for l, r, _ in sorted(merges, key=lambda m: m[2], reverse=True)]
+    special = [{"id": i, "content": sp.id_to_piece(i), "single_word": False, "lstrip": False, "rstrip": False,
+                "normalized": False, "special": True} for i in (sp.unk_id(), sp.bos_id(), sp.eos_id())]
+    decoder = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+        {"type": "ByteFallback"}, {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    if metaspace:
+        normalizer = None
+        pre_tokenizer = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+    else:
+        normalizer = {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "\u2581"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]}
+        pre_tokenizer = None
+    doc = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": special,
+        "normalizer": normalizer, "pre_tokenizer": pre_tokenizer,
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [sp.bos_id()], "tokens": ["<s>"]}}},
+        "decoder": decoder,
+        "model": {"type": "BPE", "dropout": None, "unk_token": sp.id_to_piece(sp.unk_id()),
+                  "continuing_subword_prefix": None, "end_of_word_suffix": None, "fuse_unk": True,
+                  "byte_fallback": True, "ignore_merges": False, "vocab": vocab, "merges": merges},
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(doc, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "legacy": not metaspace,
+                   "tokenizer_class": "LlamaTokenizerFast"}, f, indent=1)
+        f.write("\n")
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_sentencepiece.py OUT_DIR")
@@ -74,6 +126,8 @@ def main():
         json.dump({"model_type": "llama", "bos_token_id": 1, "eos_token_id": 2, "vocab_size": 512}, f, indent=2)
         f.write("\n")
     sp = spm.SentencePieceProcessor(model_proto=model)
+    write_tokenizer_json(sp, os.path.join(out, "llama-tiny-json"), metaspace=False)
+    write_tokenizer_json(sp, os.path.join(out, "llama-tiny-json-metaspace"), metaspace=True)
     ids = [sp.encode(t) for t in texts]
     decoded = [sp.decode(i) for i in ids]
     for t, d in zip(texts, decoded):
