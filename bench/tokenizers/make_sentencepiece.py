@@ -14,7 +14,8 @@ Run with Debian's python3-sentencepiece (0.1.97):  /usr/bin/python3 make_sentenc
                                and the newer one (Metaspace pre-tokenizer, prepend_scheme "first", which adds no
                                "▁" to a text that starts with a space: there Hugging Face differs from sentencepiece);
   llama-tiny-reference.json    {"texts", "ids", "decoded"}: sentencepiece's own encode(text) (no BOS; with the dummy
-                               prefix, as SentencePiece adds by default) and decode(ids) for bench/tokenizers/texts.json.
+                               prefix, as SentencePiece adds by default) and decode(ids) for bench/tokenizers/texts.json;
+                               {"decode_ids", "decode_texts"}: its decode of id lists that encode never gives.
 """
 import codecs
 import contextlib
@@ -132,9 +133,16 @@ def main():
     decoded = [sp.decode(i) for i in ids]
     for t, d in zip(texts, decoded):
         assert t == d, (t, d)
+    # Decoding id lists that encode() never produces: a byte piece before a "▁" piece, control and unknown pieces,
+    # a character cut short, a sequence that starts mid-text.
+    piece = sp.piece_to_id
+    decode_cases = [[piece("<0x0A>"), piece("\u2581\u2581")], [sp.bos_id(), piece("\u2581t"), sp.eos_id()],
+                    [sp.unk_id(), piece("\u2581t")], [piece("<0xF0>"), piece("<0x9F>")], [piece("e"), piece("\u2581t")],
+                    [piece("\u2581"), piece("\u2581t")], [piece("<0x20>"), piece("\u2581t")]]
     with open(os.path.join(out, "llama-tiny-reference.json"), "w", encoding="utf-8") as f:
         json.dump({"source": "sentencepiece " + spm.__version__ + " encode(text), decode(ids)",
-                   "texts": texts, "ids": ids, "decoded": decoded}, f, ensure_ascii=False)
+                   "texts": texts, "ids": ids, "decoded": decoded,
+                   "decode_ids": decode_cases, "decode_texts": [sp.decode(c) for c in decode_cases]}, f, ensure_ascii=False)
         f.write("\n")
     print(f"wrote llama-tiny ({sp.get_piece_size()} pieces) and reference ids for {len(texts)} texts to {out}")
 

@@ -142,10 +142,11 @@ public static class HfTokenizer
                         throw new NotSupportedException($"'{path}': a piece holds a plain space (escape_whitespaces off); not supported.");
                 var unk = Enumerable.Range(0, file.Pieces.Count).Where(i => file.Pieces[i].Type == SentencePieceModelFile.PieceType.Unknown).Cast<int?>().FirstOrDefault();
                 var normalizer = lib.Normalizer;
+                var addDummyPrefix = lib.AddDummyPrefix;
                 tok = new SentencePieceBpeTokenizer("sentencepiece-bpe", file.Pieces.Select(p => (string?)p.Text).ToArray(), merges, unk,
                     byteFallback: file.ByteFallback, fuseUnknown: false,
                     normalize: (s, _) => normalizer?.Normalize(s) ?? s,
-                    decode: ids => lib.Decode(ids), stripLeadingSpace: false,
+                    decode: ids => file.Decode(ids, addDummyPrefix), stripLeadingSpace: false,
                     specialTokens: new Dictionary<string, int>());
                 break;
             default:

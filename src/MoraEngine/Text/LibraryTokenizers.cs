@@ -45,8 +45,9 @@ internal sealed class MlTokenizer : TextTokenizer
 /// SentencePiece-style BPE (LLaMA, TinyLlama, Mistral): from a tokenizer.model or from a tokenizer.json with a "▁"
 /// (Metaspace) scheme. The merging itself is Microsoft.ML.Tokenizers' <see cref="BpeTokenizer"/>, given the pieces and
 /// merges (for a tokenizer.model: derived from the piece scores, as Hugging Face's converter does); this class adds
-/// what that BPE lacks: the "▁" normalization (or the library's SentencePiece normalizer), byte fallback (a character
-/// that is no piece becomes its UTF-8 bytes' &lt;0xXX&gt; pieces), and the decoding.
+/// what that BPE lacks: the "▁" normalization (for a tokenizer.model, the library's SentencePiece normalizer), byte
+/// fallback (a character that is no piece becomes its UTF-8 bytes' &lt;0xXX&gt; pieces), and the decoding
+/// (sentencepiece's rules for a tokenizer.model: <see cref="SentencePieceModelFile.Decode"/>).
 /// </summary>
 /// <remarks>
 /// Why not <see cref="LlamaTokenizer"/> for the encoding: in Microsoft.ML.Tokenizers 2.0.1 its BPE breaks ties between
@@ -188,7 +189,7 @@ internal sealed class SentencePieceBpeTokenizer : TextTokenizer
             if (special == null) piece = piece.Replace('▁', ' ');
             bytes.AddRange(Encoding.UTF8.GetBytes(piece));
         }
-        var text = Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes));
+        var text = Utf8.DecodeEachBadByte(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes));
         return stripLeadingSpace && text.StartsWith(' ') ? text[1..] : text;
     }
 

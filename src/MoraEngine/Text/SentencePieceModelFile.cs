@@ -95,6 +95,41 @@ internal sealed class SentencePieceModelFile
     }
 
     /// <summary>
+    /// sentencepiece's decoding: control pieces give nothing, the unknown piece " ⁇ ", byte pieces their byte (runs of
+    /// them decode as UTF-8, each byte of an invalid or cut-short sequence as U+FFFD), other pieces their text with "▁" as a space; the first piece that gives any text loses a
+    /// leading "▁" when the model adds a dummy prefix. (Microsoft.ML.Tokenizers 2.0.1's SentencePiece decode drops
+    /// the unknown piece and strips the "▁" of the first "▁" piece even after byte pieces, e.g. [&lt;0x0A&gt;, ▁▁]
+    /// gives "\n " where sentencepiece gives "\n  ".)
+    /// </summary>
+    public string Decode(ReadOnlySpan<int> ids, bool addDummyPrefix)
+    {
+        var bytes = new List<byte>();
+        var first = true;
+        foreach (var id in ids)
+        {
+            var p = Pieces[id];
+            switch (p.Type)
+            {
+                case PieceType.Control:
+                    continue;
+                case PieceType.Unknown:
+                    bytes.AddRange(" \u2047 "u8);
+                    break;
+                case PieceType.Byte when p.Text.Length == 6 && byte.TryParse(p.Text.AsSpan(3, 2), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var b):
+                    bytes.Add(b);
+                    break;
+                default:
+                    var text = first && addDummyPrefix && p.Text.StartsWith('▁') ? p.Text[1..] : p.Text;
+                    bytes.AddRange(System.Text.Encoding.UTF8.GetBytes(text.Replace('▁', ' ')));
+                    if (p.Text.Length == 0) continue;
+                    break;
+            }
+            first = false;
+        }
+        return Utf8.DecodeEachBadByte(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes));
+    }
+
+    /// <summary>
     /// BPE merges from the pieces, as Hugging Face's SentencePiece converter derives them: every split of a piece into
     /// two pieces, ordered by the merged piece's score (best first), then by the two halves' ids. Only normal and
     /// user-defined pieces are merge results (SentencePiece never builds control, byte or unknown pieces from text).
@@ -121,5 +156,28 @@ internal sealed class SentencePieceModelFile
             .Select(m => m.Left + " " + m.Right).ToList();
 
         bool Usable(int id) => Pieces[id].Type is PieceType.Normal or PieceType.UserDefined;
+    }
+}
+
+internal static class Utf8
+{
+    /// <summary>UTF-8 → text with one U+FFFD per byte that is not part of a valid character (as sentencepiece and Hugging Face's ByteFallback decode).</summary>
+    public static string DecodeEachBadByte(ReadOnlySpan<byte> bytes)
+    {
+        var sb = new System.Text.StringBuilder(bytes.Length);
+        while (!bytes.IsEmpty)
+        {
+            if (System.Text.Rune.DecodeFromUtf8(bytes, out var rune, out var used) == System.Buffers.OperationStatus.Done)
+            {
+                sb.Append(rune.ToString());
+                bytes = bytes[used..];
+            }
+            else
+            {
+                sb.Append('\uFFFD');
+                bytes = bytes[1..];
+            }
+        }
+        return sb.ToString();
     }
 }
