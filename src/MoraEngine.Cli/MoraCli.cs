@@ -13,6 +13,7 @@ internal static class MoraCli
         AdapterCommands.Merge(),
         AdapterCommands.Analyze(),
         BenchCommand.Create(),
+        TokenizeCommand.Create(),
         InfoCommand.Create(),
         SelftestCommand.Create(),
     };
