@@ -192,6 +192,8 @@ public static class HfTokenizer
             throw new NotSupportedException($"'{path}': model.continuing_subword_prefix '{csp}' is not supported.");
         if (Str(model, "end_of_word_suffix") is { Length: > 0 } ews)
             throw new NotSupportedException($"'{path}': model.end_of_word_suffix '{ews}' is not supported.");
+        if (Bool(model, "ignore_merges") == true)
+            throw new NotSupportedException($"'{path}': model.ignore_merges (a word found whole in the vocabulary skips the merges, as in Llama 3) is not supported.");
         if (!model.TryGetProperty("vocab", out var vocabEl)) throw new InvalidDataException($"'{path}': model has no \"vocab\".");
         var vocab = ReadVocab(vocabEl, path, "model.vocab");
         var merges = ReadMerges(model, path);

@@ -62,6 +62,10 @@ public class TokenizerErrorTests : IDisposable
         Assert.Contains(path, e.Message);
         Assert.Contains("'WordPiece'", e.Message);
 
+        Write("tokenizer.json", """{"model": {"type": "BPE", "ignore_merges": true, "vocab": {"a": 0}, "merges": []}, "decoder": {"type": "ByteLevel"}}""");
+        e = Assert.Throws<NotSupportedException>(() => HfTokenizer.FromDirectory(_dir));
+        Assert.Contains("ignore_merges", e.Message);
+
         Write("tokenizer.json", """{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "BertPreTokenizer"}, "decoder": {"type": "ByteLevel"}}""");
         e = Assert.Throws<NotSupportedException>(() => HfTokenizer.FromDirectory(_dir));
         Assert.Contains("'BertPreTokenizer'", e.Message);
