@@ -14,6 +14,7 @@ internal static class MoraCli
         AdapterCommands.Export(),
         AdapterCommands.Analyze(),
         BenchCommand.Create(),
+        TokenizeCommand.Create(),
         InfoCommand.Create(),
         SelftestCommand.Create(),
     };
