@@ -31,3 +31,9 @@ args=(--nanogpt "$nanogpt" --llama2c "$llama2c" --out "$out" --report bench/hf/r
 [ -n "${LLAMA2C_COMMIT:-}" ] && args+=(--llama2c-commit "$LLAMA2C_COMMIT")
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 /usr/bin/python3 bench/hf/make_hf_fixtures.py "${args[@]}"
+/usr/bin/python3 bench/hf/make_peft_fixtures.py
+# The models' tokenizers: the truncated GPT-2 BPE and the tiny SentencePiece model of bench/tokenizers (both 512
+# tokens; GPT-2's eos 511, LLaMA's bos 1 / eos 2), so the fixtures work end to end with mora generate/eval/train.
+tok=tests/MoraEngine.Tests/TestData/tokenizers
+for d in gpt2-tiny gpt2-tiny-noprefix-f16; do cp "$tok/gpt2-tiny/vocab.json" "$tok/gpt2-tiny/merges.txt" "$out/$d/"; done
+for d in llama-tiny-gqa llama-tiny-tied-bf16-sharded; do cp "$tok/llama-tiny/tokenizer.model" "$out/$d/"; done

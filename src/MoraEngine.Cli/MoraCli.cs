@@ -12,6 +12,8 @@ internal static class MoraCli
         UuidCommand.Create(),
         AdapterCommands.Merge(),
         AdapterCommands.Export(),
+        TextCommands.Generate(),
+        TextCommands.Eval(),
         AdapterCommands.Analyze(),
         BenchCommand.Create(),
         TokenizeCommand.Create(),

@@ -14,7 +14,12 @@ internal static class TrainCommand
 {
     public static Command Create()
     {
-        var text = new Option<string?>("--text") { Description = "UTF-8 text file to learn (byte-level tokens). Without it: the built-in copy task." };
+        var text = new Option<string?>("--text") { Description = "UTF-8 text file to learn (byte-level tokens for engine models; the model's tokenizer for Hugging Face models). Without it or --jsonl: the built-in copy task." };
+        var jsonl = new Option<string?>("--jsonl") { Description = "JSON Lines to learn: {\"text\": …} (packed) or {\"prompt\": …, \"completion\": …} (loss on the completion and eos only). Needs a Hugging Face --init model." };
+        var target = new Option<string?>("--target") { Description = "Adapter target layers, comma-separated (e.g. q_proj,v_proj or c_attn). Default: every linear layer but the head." };
+        var valFraction = new Option<double>("--val-fraction") { Description = "Share of the rows held out to report a held-out loss (text and JSONL data of HF models).", DefaultValueFactory = _ => 0.05 };
+        var seqLen = new Option<int>("--seq-len") { Description = "Tokens per row for text and JSONL data of Hugging Face models (at most the model's context).", DefaultValueFactory = _ => 256 };
+        var evalEvery = new Option<int>("--eval-every") { Description = "Steps between held-out losses (0: only at the end).", DefaultValueFactory = _ => 50 };
         var config = new Option<string?>("--config") { Description = "Model preset (tiny, small-cpu, small-llama, small-gpu) or JSON file. Default: tiny for the copy task, small-cpu for text." };
         var steps = new Option<int>("--steps") { Description = "Total training steps.", DefaultValueFactory = _ => 600 };
         var batch = new Option<int>("--batch") { Description = "Rows per step.", DefaultValueFactory = _ => 16 };
@@ -26,7 +31,7 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from OUT/checkpoint.safetensors exactly where it stopped." };
         var copyLength = new Option<int>("--copy-length") { Description = "Copy task: symbols per string.", DefaultValueFactory = _ => 8 };
         var logEvery = new Option<int>("--log-every") { Description = "Steps between log lines when the output is not a terminal.", DefaultValueFactory = _ => 50 };
-        var init = new Option<string?>("--init") { Description = "Start from these weights (fine-tuning) instead of a fresh model." };
+        var init = new Option<string?>("--init") { Description = "Start from these weights (fine-tuning) instead of a fresh model: engine weights or a Hugging Face model directory." };
         var method = new Option<string>("--method") { Description = "fft (all parameters), lora or mora (adapters; the base stays frozen).", DefaultValueFactory = _ => "fft" };
         var rank = new Option<int>("--rank") { Description = "Adapter rank r (MoRA matches LoRA's parameter budget at this r).", DefaultValueFactory = _ => 8 };
         var moraType = new Option<int>("--mora-type") { Description = "MoRA operator type: 0, 1, 2, 3, 4 or 6.", DefaultValueFactory = _ => 1 };
@@ -34,18 +39,27 @@ internal static class TrainCommand
         var device = CliDevice.Option();
         var cmd = new Command("train", "Train a model from scratch or resume a checkpoint, on a text file or the built-in copy task.")
         {
-            text, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery, init, method, rank, moraType, restartEvery, device,
+            text, jsonl, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery, init, method, rank, moraType, restartEvery, target, valFraction, evalEvery, seqLen, device,
         };
         cmd.SetAction(r => Cli.Guard(() => Run(new TrainArgs(
             r.GetValue(text), r.GetValue(config), r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(warmup),
             r.GetValue(seed), r.GetValue(outDir)!, r.GetValue(every), r.GetValue(resume), r.GetValue(copyLength), r.GetValue(logEvery),
-            r.GetValue(init), r.GetValue(method)!, r.GetValue(rank), r.GetValue(moraType), r.GetValue(restartEvery), r.GetValue(device)!))));
+            r.GetValue(init), r.GetValue(method)!, r.GetValue(rank), r.GetValue(moraType), r.GetValue(restartEvery), r.GetValue(device)!,
+            r.GetValue(jsonl), r.GetValue(target), r.GetValue(valFraction), r.GetValue(evalEvery), r.GetValue(seqLen)))));
         return cmd;
     }
 
     private sealed record TrainArgs(string? Text, string? Config, int Steps, int Batch, float Lr, int Warmup, ulong Seed,
         string Out, int CheckpointEvery, bool Resume, int CopyLength, int LogEvery,
-        string? Init, string Method, int Rank, int MoraType, int RestartEvery, string Device);
+        string? Init, string Method, int Rank, int MoraType, int RestartEvery, string Device,
+        string? Jsonl = null, string? Target = null, double ValFraction = 0.05, int EvalEvery = 50, int SeqLen = 256);
+
+    /// <summary>A plain line: above the live progress bar on a terminal, on standard output otherwise.</summary>
+    private static void Say(string line)
+    {
+        if (AnsiConsole.Profile.Capabilities.Interactive) AnsiConsole.MarkupLine(Markup.Escape(line));
+        else Console.WriteLine(line);
+    }
 
     private static int Run(TrainArgs a)
     {
@@ -55,11 +69,44 @@ internal static class TrainCommand
         Directory.CreateDirectory(a.Out);
         var ckptPath = Path.Combine(a.Out, "checkpoint.safetensors");
 
+        if (a.Text != null && a.Jsonl != null) throw new ArgumentException("Give --text or --jsonl, not both.");
+        if (a.CheckpointEvery < 0) throw new ArgumentException($"--checkpoint-every must be ≥ 0, got {a.CheckpointEvery}.");
+        if (a.EvalEvery < 0) throw new ArgumentException($"--eval-every must be ≥ 0, got {a.EvalEvery}.");
         IBatchSource data;
         ModelConfig cfg;
         int time;
         string task;
-        if (a.Text != null)
+        TransformerModel? initModel = null;
+        TokenDataset? heldOut = null;
+        // A Hugging Face base model brings its tokenizer: text and JSONL are tokenized with it (on resume, the
+        // checkpoint remembers where the base came from).
+        IReadOnlyDictionary<string, string>? earlyMeta = a.Resume && File.Exists(ckptPath) ? Checkpoint.ReadMetadata(ckptPath) : null;
+        var hfSource = a.Init ?? (earlyMeta != null && earlyMeta.TryGetValue("init", out var initPath) ? initPath : null);
+        if (a.Init != null && !a.Resume)
+        {
+            initModel = AdapterCommands.LoadModel(a.Init, a.Config);
+            if (initModel.Config.Layout != ModelLayout.HuggingFace) hfSource = null;
+        }
+        else if (hfSource != null && Checkpoint.ReadConfig(ckptPath).Layout != ModelLayout.HuggingFace)
+            hfSource = null;
+        if (a.Jsonl != null && hfSource == null) throw new ArgumentException("--jsonl needs a Hugging Face model (--init DIR) and its tokenizer.");
+        if (hfSource != null && (a.Text != null || a.Jsonl != null))
+        {
+            cfg = initModel?.Config ?? Checkpoint.ReadConfig(ckptPath);
+            var tok = Text.HfTokenizer.FromDirectory(Directory.Exists(hfSource) ? hfSource : Path.GetDirectoryName(Path.GetFullPath(hfSource))!);
+            var eos = tok.EosId ?? cfg.EosTokenId ?? throw new ArgumentException($"{hfSource}: the model has no eos token to separate documents.");
+            int? bos = tok.BosId is { } b && b != eos ? b : null;
+            if (a.SeqLen < 2) throw new ArgumentException($"--seq-len must be at least 2, got {a.SeqLen}.");
+            var rowTime = Math.Min(cfg.Context, a.SeqLen);
+            var options = new TokenDataset.Options(tok.Encode, eos, bos, rowTime, cfg.VocabSize);
+            var all = a.Jsonl != null ? TokenDataset.FromJsonl(a.Jsonl, options) : TokenDataset.FromText([a.Text!], options);
+            var (train, held) = all.Split(a.ValFraction);
+            heldOut = held;
+            data = train.Sampler(a.Seed + 1);
+            time = rowTime;
+            task = string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileName(a.Jsonl ?? a.Text)} ({all.Tokens:N0} tokens, {train.Count:N0} rows of {rowTime}{(held != null ? $", {held.Count:N0} held out" : "")}{(all.Truncated > 0 ? $", {all.Truncated} examples truncated" : "")})");
+        }
+        else if (a.Text != null)
         {
             cfg = CliConfig.LoadModelConfig(a.Config ?? "small-cpu");
             data = TextBatchSource.FromFile(a.Text, cfg.Context, a.Seed + 1);
@@ -88,7 +135,7 @@ internal static class TrainCommand
         }
         else if (a.Init != null)
         {
-            model = AdapterCommands.LoadModel(a.Init, a.Config);
+            model = initModel!;
             cfg = model.Config;
             if (data.VocabSize > cfg.VocabSize) throw new ArgumentException($"--init model has a vocabulary of {cfg.VocabSize}; the data needs {data.VocabSize}.");
             if (cfg.Context < time) throw new ArgumentException($"--init model's context {cfg.Context} is shorter than the rows ({time} tokens).");
@@ -109,6 +156,9 @@ internal static class TrainCommand
                 Rank = a.Rank,
                 MoraType = (MoraType)a.MoraType,
                 Seed = a.Seed + 17,
+                TargetModules = a.Target != null
+                    ? a.Target.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    : AdapterConfig.DefaultTargets(model.Config),
             });
         // Adapters first, then the move to the device, then the optimizer (its state lives on the device too).
         model.To(device);
@@ -141,11 +191,12 @@ internal static class TrainCommand
             var startStep = trainer.Step;
             void Save()
             {
-                var extra = adapted == null ? null : new Dictionary<string, string>
+                var extra = adapted == null ? new Dictionary<string, string>() : new Dictionary<string, string>
                 {
                     ["adapter_config"] = adapted.Config.ToPeftJson(),
                     ["adapter_restarts"] = adapted.Restarts.ToString(CultureInfo.InvariantCulture),
                 };
+                if (hfSource != null) extra["init"] = Path.GetFullPath(hfSource);
                 trainer.SaveCheckpoint(ckptPath, extra);
             }
             void OneStep(Action<float>? report)
@@ -163,6 +214,8 @@ internal static class TrainCommand
                 }
                 losses.Add((trainer.Step, loss));
                 report?.Invoke(loss);
+                if (heldOut != null && a.EvalEvery > 0 && trainer.Step % a.EvalEvery == 0 && trainer.Step < a.Steps)
+                    Say(string.Create(CultureInfo.InvariantCulture, $"step {trainer.Step}: held-out loss {heldOut.Loss(model, a.Batch):F4}"));
                 if (a.CheckpointEvery > 0 && trainer.Step % a.CheckpointEvery == 0) Save();
             }
             string Status(float loss)
@@ -211,6 +264,8 @@ internal static class TrainCommand
                 AnsiConsole.MarkupLine($"[yellow]Interrupted at step {trainer.Step}[/]: checkpoint saved to {Markup.Escape(ckptPath)}; continue with --resume.");
                 return 130;
             }
+            if (heldOut != null)
+                Say(string.Create(CultureInfo.InvariantCulture, $"Held-out loss {heldOut.Loss(model, a.Batch):F4} ({heldOut.ScoredPositions:N0} predictions)."));
             var weights = Path.Combine(a.Out, "model.safetensors");
             if (adapted != null)
             {
@@ -218,7 +273,9 @@ internal static class TrainCommand
                 adapted.Save(adapterDir);
                 AnsiConsole.MarkupLine(a.RestartEvery > 0
                     ? $"Adapter: {Markup.Escape(adapterDir)} (the update since the last restart only; {Markup.Escape(weights)} holds the full result)"
-                    : $"Adapter: {Markup.Escape(adapterDir)} (merge with: mora merge --model BASE --adapter {Markup.Escape(adapterDir)} --out merged.safetensors)");
+                    : hfSource != null
+                        ? $"Adapter: {Markup.Escape(adapterDir)} (PEFT format; merge with: mora merge --model {Markup.Escape(hfSource)} --adapter {Markup.Escape(adapterDir)} --out MERGED_DIR)"
+                        : $"Adapter: {Markup.Escape(adapterDir)} (merge with: mora merge --model BASE --adapter {Markup.Escape(adapterDir)} --out merged.safetensors)");
                 adapted.MergeAndUnload();   // model.safetensors holds the merged, plain model
             }
             ModelIO.SaveWeights(weights, model);
