@@ -130,6 +130,24 @@ public class SgemmTests
         }
     }
 
+    /// <summary>The unpacked few-rows path (x·Wᵀ with W [n, k], m ≤ 4: decoding) on awkward sizes, serial and split.</summary>
+    [Theory]
+    [InlineData(1, 1, 32)]
+    [InlineData(1, 7, 33)]
+    [InlineData(2, 300, 100)]
+    [InlineData(3, 17, 777)]
+    [InlineData(4, 2304, 768)]
+    [InlineData(1, 50257, 64)]
+    [InlineData(5, 33, 64)]
+    public void FewRowsTimesTransposed_MatchesReference(int m, int n, int k)
+    {
+        var rng = new Random(m * 31 + n * 7 + k);
+        var t0 = MakeCase(rng, false, true, m, n, k, 1f, 0f, nanC: true);
+        var t1 = MakeCase(rng, false, true, m, n, k, -0.75f, 1f, padA: 3, padB: 5, padC: 7);
+        AssertClose(t0, Run(Sgemm.ActiveIsa, t0, 1f, 0f), what: "beta=0");
+        AssertClose(t1, Run(Sgemm.ActiveIsa, t1, -0.75f, 1f), what: "beta=1");
+    }
+
     [Theory]
     [MemberData(nameof(Isas))]
     public void ArbitraryAlphaBeta_WithPadding(string isaName)

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -125,10 +126,90 @@ internal static unsafe partial class Sgemm
         fixed (float* pc = c)
         {
             var p = new Problem(isa, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
-            if ((long)m * n * k < ParallelThreshold || CpuThreadPool.Parallelism == 1)
+            if (!transA && transB && m <= SkinnyRows && k >= 32)
+                RunSkinny(&p);
+            else if ((long)m * n * k < ParallelThreshold || CpuThreadPool.Parallelism == 1)
                 RunSerial(in p, 0, m, 0, n);
             else
                 RunParallel(&p);
+        }
+    }
+
+    /// <summary>Row counts up to which x·Wᵀ with W stored [n, k] skips packing (decoding: one row per token).</summary>
+    internal const int SkinnyRows = 4;
+
+    /// <summary>
+    /// C = alpha·A·Bᵀ + beta·C for a few rows of A and B stored n×k (a linear layer's [out, in] weight): every
+    /// output is a dot product of two contiguous rows, so B streams through memory once, unpacked, with the few
+    /// rows of A in cache. Packing B would cost a read and a write of all of it for one use: at batch-1 decoding
+    /// this path is bound by memory bandwidth instead. Columns are split over the cores.
+    /// </summary>
+    private static void RunSkinny(Problem* p)
+    {
+        var chunks = (long)p->N * p->K < ParallelThreshold ? 1 : Math.Min(CpuThreadPool.Parallelism, Math.Max(1, p->N / 16));
+        var ctx = new SkinnyContext { P = p, Chunks = chunks };
+        CpuThreadPool.For(chunks, &SkinnyChunk, &ctx);
+    }
+
+    /// <summary>One row of A against four rows of B at once: A's chunk is loaded once for four streams of B.</summary>
+    private static void Dot4(in Problem p, int j)
+    {
+        float* x = p.A, b0 = p.B + j * p.Ldb, b1 = b0 + p.Ldb, b2 = b1 + p.Ldb, b3 = b2 + p.Ldb;
+        Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+        var k = p.K;
+        var q = 0;
+        for (; q + 16 <= k; q += 16)
+        {
+            var xv = Vector512.Load(x + q);
+            s0 = Vector512.FusedMultiplyAdd(Vector512.Load(b0 + q), xv, s0);
+            s1 = Vector512.FusedMultiplyAdd(Vector512.Load(b1 + q), xv, s1);
+            s2 = Vector512.FusedMultiplyAdd(Vector512.Load(b2 + q), xv, s2);
+            s3 = Vector512.FusedMultiplyAdd(Vector512.Load(b3 + q), xv, s3);
+        }
+        float d0 = Vector512.Sum(s0), d1 = Vector512.Sum(s1), d2 = Vector512.Sum(s2), d3 = Vector512.Sum(s3);
+        for (; q < k; q++)
+        {
+            d0 += x[q] * b0[q];
+            d1 += x[q] * b1[q];
+            d2 += x[q] * b2[q];
+            d3 += x[q] * b3[q];
+        }
+        var c = p.C + j;
+        if (p.Beta == 0)
+        {
+            c[0] = p.Alpha * d0; c[1] = p.Alpha * d1; c[2] = p.Alpha * d2; c[3] = p.Alpha * d3;
+        }
+        else
+        {
+            c[0] = p.Alpha * d0 + p.Beta * c[0]; c[1] = p.Alpha * d1 + p.Beta * c[1];
+            c[2] = p.Alpha * d2 + p.Beta * c[2]; c[3] = p.Alpha * d3 + p.Beta * c[3];
+        }
+    }
+
+    private struct SkinnyContext
+    {
+        public Problem* P;
+        public int Chunks;
+    }
+
+    private static void SkinnyChunk(void* context, int index)
+    {
+        var ctx = (SkinnyContext*)context;
+        ref readonly Problem p = ref *ctx->P;
+        var j0 = (int)((long)p.N * index / ctx->Chunks);
+        var j1 = (int)((long)p.N * (index + 1) / ctx->Chunks);
+        var j = j0;
+        if (p.M == 1 && Vector512.IsHardwareAccelerated)
+            for (; j + 4 <= j1; j += 4) Dot4(in p, j);
+        for (; j < j1; j++)
+        {
+            var brow = new ReadOnlySpan<float>(p.B + j * p.Ldb, p.K);
+            for (var i = 0; i < p.M; i++)
+            {
+                var dot = TensorPrimitives.Dot(new ReadOnlySpan<float>(p.A + i * p.Lda, p.K), brow);
+                ref var cij = ref p.C[i * p.Ldc + j];
+                cij = p.Beta == 0 ? p.Alpha * dot : p.Alpha * dot + p.Beta * cij;
+            }
         }
     }
 
