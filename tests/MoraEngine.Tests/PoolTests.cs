@@ -51,3 +51,48 @@ public class PoolTests
         Assert.True(perStep < 400_000, $"{perStep} bytes allocated per step");
     }
 }
+
+public class PoolSizeClassTests
+{
+    [Theory]
+    [InlineData(1, 16)]
+    [InlineData(16, 16)]
+    [InlineData(17, 20)]
+    [InlineData(100, 112)]
+    [InlineData(1024, 1024)]
+    [InlineData(1025, 1280)]
+    [InlineData(3000, 3072)]
+    public void SizeClass_RoundsUpByAtMostAQuarter(int length, int expected)
+    {
+        Assert.Equal(expected, BufferPool.SizeClass(length));
+    }
+
+    [Fact]
+    public void SizeClasses_AreMonotoneAndWasteAtMost25Percent()
+    {
+        var last = 0;
+        for (var n = 1; n < 200_000; n += 1 + n / 50)
+        {
+            var c = BufferPool.SizeClass(n);
+            Assert.True(c >= n && c >= last && (n <= 16 || c <= n * 1.25 + 1), $"class {c} for {n}");
+            last = c;
+        }
+    }
+
+    [Fact]
+    public void DriftingSizes_ReuseBuffers_AndFreeBytesStayBounded()
+    {
+        // A private device pool, so other tests' buffers do not move the counters.
+        var pool = new BufferPool(Device.Cpu);
+        pool.MinFreeBytes = 0;
+        // A working set of one 1 MiB buffer, then a slowly growing request as in token-by-token decoding.
+        pool.Return(pool.Rent(1 << 18));
+        for (var n = 1000; n < 5000; n++) pool.Return(pool.Rent(n));
+        Assert.True(pool.Created < 20, $"{pool.Created} buffers created for 4,000 drifting requests");
+        Assert.True(pool.FreeBytes <= pool.PeakInUseBytes, $"free {pool.FreeBytes} > peak in use {pool.PeakInUseBytes}");
+        // Many distinct large sizes: the least recently used ones are released, not hoarded.
+        for (var n = 1; n <= 40; n++) pool.Return(pool.Rent(n * 100_003));
+        Assert.True(pool.Released > 0);
+        Assert.True(pool.FreeBytes <= pool.PeakInUseBytes);
+    }
+}

@@ -86,44 +86,31 @@ public static class UuidEvaluation
     public static string[] GreedyDecode(TransformerModel model, IReadOnlyList<int[]> keys) =>
         GreedyDecodeTokens(model, keys).Select(v => UuidVocab.Decode(v)).ToArray();
 
-    /// <summary>Greedy decoding as tokens (special tokens included, should the model write them).</summary>
+    /// <summary>
+    /// Greedy decoding as tokens (special tokens included, should the model write them), one pair at a time with a
+    /// key/value cache: the prefix runs once, then one position per character, in buffers reused for every pair.
+    /// </summary>
     public static int[][] GreedyDecodeTokens(TransformerModel model, IReadOnlyList<int[]> keys)
     {
-        const int v = UuidVocab.Size;
         var wasTraining = model.Training;
-        model.Eval();
         var result = new int[keys.Count][];
         try
         {
-            using var _ = Graph.NoGrad();
-            for (var start = 0; start < keys.Count; start += EvalBatch)
+            var gen = new Generation.TextGenerator(model, UuidVocab.Time);
+            var prefix = new int[UuidVocab.SepPosition + 1];
+            for (var p = 0; p < keys.Count; p++)
             {
-                var b = Math.Min(EvalBatch, keys.Count - start);
-                var rows = new int[b][];
-                for (var i = 0; i < b; i++)
+                prefix[0] = UuidVocab.Bos;
+                keys[p].CopyTo(prefix, 1);
+                prefix[UuidVocab.SepPosition] = UuidVocab.Sep;
+                var value = new int[UuidVocab.UuidLength];
+                var logits = gen.Prefill(prefix);
+                for (var i = 0; i < value.Length; i++)
                 {
-                    rows[i] = new int[UuidVocab.Time];
-                    rows[i][0] = UuidVocab.Bos;
-                    keys[start + i].CopyTo(rows[i], 1);
-                    rows[i][UuidVocab.SepPosition] = UuidVocab.Sep;
+                    value[i] = Generation.Sampler.ArgMax(logits);
+                    if (i + 1 < value.Length) logits = gen.Step(value[i]);
                 }
-                // Row length len predicts token len; the value fills tokens 38 .. 73.
-                for (var len = UuidVocab.SepPosition + 1; len < UuidVocab.Time; len++)
-                {
-                    var ids = new int[b * len];
-                    for (var i = 0; i < b; i++) Array.Copy(rows[i], 0, ids, i * len, len);
-                    float[] logits;
-                    using (MemoryScope.Begin()) logits = model.Forward(ids, b, len).ToArray();
-                    for (var i = 0; i < b; i++)
-                    {
-                        var o = (i * len + len - 1) * v;
-                        var best = 0;
-                        for (var k = 1; k < v; k++)
-                            if (logits[o + k] > logits[o + best]) best = k;
-                        rows[i][len] = best;
-                    }
-                }
-                for (var i = 0; i < b; i++) result[start + i] = rows[i].AsSpan(UuidVocab.SepPosition + 1, UuidVocab.UuidLength).ToArray();
+                result[p] = value;
             }
         }
         finally
