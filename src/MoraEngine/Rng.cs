@@ -74,7 +74,9 @@ public sealed class Rng
     /// <summary>Restores a state from <see cref="GetState"/>.</summary>
     public void SetState(uint[] state)
     {
+        ArgumentNullException.ThrowIfNull(state);
         if (state.Length != 4) throw new ArgumentException("Rng state must have 4 words.", nameof(state));
+        if ((state[0] | state[1] | state[2] | state[3]) == 0) throw new ArgumentException("Rng state must not be all zero (the generator would only yield zeros).", nameof(state));
         (_s0, _s1, _s2, _s3) = (state[0], state[1], state[2], state[3]);
         _spare = null;
     }

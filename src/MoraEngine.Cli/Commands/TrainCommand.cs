@@ -280,7 +280,9 @@ internal static class TrainCommand
             }
             ModelIO.SaveWeights(weights, model);
             var tail = losses.Skip(Math.Max(0, losses.Count - 20)).Select(l => l.Loss).DefaultIfEmpty(float.NaN).Average();
-            AnsiConsole.MarkupLine($"Done: {trainer.Step} steps in {sw.Elapsed.TotalSeconds:F1} s, mean loss of the last 20 steps {tail:F4}. Weights: {Markup.Escape(weights)}");
+            using var self = Process.GetCurrentProcess();
+            self.Refresh();
+            AnsiConsole.MarkupLine($"Done: {trainer.Step - startStep} steps run (now at step {trainer.Step}) in {sw.Elapsed.TotalSeconds:F1} s, mean loss of the last {Math.Min(20, losses.Count)} steps {tail:F4}, peak memory {self.PeakWorkingSet64 / 1048576.0:F0} MiB. Weights: {Markup.Escape(weights)}");
             if (a.Text == null && data is CopyTaskSource c)
             {
                 var eval = trainer.Evaluate(new CopyTaskSource(c.Length, c.Alphabet, a.Seed + 1000), 4);

@@ -180,7 +180,7 @@ public sealed class AdaptedModel
         if (Config.TrainEmbeddingsAndHead)
             foreach (var (name, p) in SavedModules())
                 tensors.Add(new SafeTensor(PeftPrefix + name, p.ShapeArray.ToArray(), p.ToArray()));
-        Safetensors.Save(Path.Combine(directory, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        Safetensors.Save(Path.Combine(directory, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" }, checksum: true);
         var cfgPath = Path.Combine(directory, ConfigFileName);
         var tmp = cfgPath + ".tmp";
         var modules = Model.NamedModules().Where(m => ReferenceEquals(m.Module, Model.TokEmb) || ReferenceEquals(m.Module, Model.PosEmb) || ReferenceEquals(m.Module, Model.Head))

@@ -376,7 +376,7 @@ public static class HuggingFace
                 ? new SafeTensor(name, [p.Dim(1), p.Dim(0)], Transpose(data, p.Dim(0), p.Dim(1)))
                 : new SafeTensor(name, p.ShapeArray.ToArray(), data));
         }
-        Safetensors.Save(Path.Combine(directory, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        Safetensors.Save(Path.Combine(directory, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" }, checksum: true);
         WriteAtomic(Path.Combine(directory, ConfigFileName), ConfigJson(cfg));
         if (tokenizerFrom != null && Path.GetFullPath(tokenizerFrom) != Path.GetFullPath(directory))
             foreach (var f in TokenizerFiles)

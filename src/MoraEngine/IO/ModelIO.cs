@@ -11,7 +11,7 @@ public static class ModelIO
     {
         var meta = metadata?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? new Dictionary<string, string>();
         if (module is TransformerModel tm && !meta.ContainsKey("model_config")) meta["model_config"] = tm.Config.ToJson();
-        Safetensors.Save(path, module.NamedParameters().Select(p => new SafeTensor(p.Name, p.Param.ShapeArray.ToArray(), p.Param.ToArray())), meta);
+        Safetensors.Save(path, module.NamedParameters().Select(p => new SafeTensor(p.Name, p.Param.ShapeArray.ToArray(), p.Param.ToArray())), meta, checksum: true);
     }
 
     /// <summary>
@@ -71,9 +71,26 @@ public static class ModelIO
                 throw new ArgumentException($"{beside}: {e.Message}", e);
             }
         }
+        CheckSize(path, cfg, file.Tensors.Values.Where(t => !t.Name.StartsWith("optim.", StringComparison.Ordinal)).Sum(t => (long)t.Data.Length));
         var model = new TransformerModel(cfg);
         LoadWeights(file, model, strict: true, belongsToModel: n => !n.StartsWith("optim.", StringComparison.Ordinal));
         return model;
+    }
+
+    /// <summary>
+    /// A config must describe as many parameters as the file holds, checked before the model is built: a config
+    /// that claims a huge vocabulary or depth fails here instead of allocating gigabytes.
+    /// </summary>
+    /// <param name="path">The file (for the message).</param>
+    /// <param name="config">The config read from or beside it.</param>
+    /// <param name="fileElements">Elements of the file's model tensors.</param>
+    /// <param name="exact">False where the file may hold more (a checkpoint's adapter parameters).</param>
+    internal static void CheckSize(string path, ModelConfig config, long fileElements, bool exact = true)
+    {
+        var expected = config.ParameterCount();
+        if (exact ? expected != fileElements : expected > fileElements)
+            throw new SafetensorsException(path, null,
+                $"the model config describes {expected:N0} parameters but the file holds {fileElements:N0} (config and weights do not belong together)");
     }
 
     internal static void LoadWeights(SafetensorsFile file, Module module, bool strict, Func<string, bool> belongsToModel)

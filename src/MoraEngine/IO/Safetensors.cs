@@ -88,7 +88,12 @@ public static class Safetensors
     /// </summary>
     /// <exception cref="ArgumentException">A tensor has an empty or reserved name, a duplicate name, a negative
     /// dimension, or a data length that does not match its shape.</exception>
-    public static void Save(string path, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <param name="path">Target file.</param>
+    /// <param name="tensors">The tensors.</param>
+    /// <param name="metadata">String metadata.</param>
+    /// <param name="checksum">Also store the SHA-256 of the data section under <see cref="ChecksumKey"/>, which
+    /// <see cref="Load"/> then verifies (the engine's own checkpoints, weights and adapters do).</param>
+    public static void Save(string path, IEnumerable<SafeTensor> tensors, IReadOnlyDictionary<string, string>? metadata = null, bool checksum = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(tensors);
@@ -112,14 +117,24 @@ public static class Safetensors
             }
         }
 
-        byte[] header = BuildHeader(list, metadata);
+        // A checksum of the data section in the metadata: a flipped bit anywhere in the tensors is caught on load.
+        var meta = metadata?.ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal) ?? new Dictionary<string, string>(StringComparer.Ordinal);
+        if (checksum)
+        {
+            using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            foreach (var t in list) HashFloats(sha, t.Data);
+            meta[ChecksumKey] = Convert.ToHexStringLower(sha.GetHashAndReset());
+        }
+        byte[] header = BuildHeader(list, meta);
 
         string fullPath = System.IO.Path.GetFullPath(path);
         string? dir = System.IO.Path.GetDirectoryName(fullPath);
         if (!string.IsNullOrEmpty(dir))
             Directory.CreateDirectory(dir);
+        RemoveOrphanedTemporaries(fullPath);
 
-        string tmp = fullPath + ".tmp-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        // The process id in the name tells a later save whether the writer is still alive.
+        string tmp = fullPath + ".tmp-" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         try
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
@@ -138,6 +153,71 @@ public static class Safetensors
         {
             TryDelete(tmp);
             throw;
+        }
+    }
+
+    /// <summary>Metadata key of the SHA-256 of the data section that <see cref="Save"/> writes and <see cref="Load"/> checks.</summary>
+    public const string ChecksumKey = "moraengine_data_sha256";
+
+    private static void HashFloats(IncrementalHash sha, float[] data)
+    {
+        if (BitConverter.IsLittleEndian)
+        {
+            for (int i = 0; i < data.Length; i += BulkChunkFloats)
+                sha.AppendData(MemoryMarshal.AsBytes(data.AsSpan(i, Math.Min(BulkChunkFloats, data.Length - i))));
+            return;
+        }
+        var buf = new byte[4];
+        foreach (var v in data)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(buf, v);
+            sha.AppendData(buf);
+        }
+    }
+
+    /// <summary>
+    /// Deletes temporary files left next to <paramref name="fullPath"/> by saves that were killed: those of a process
+    /// that no longer runs, and this process's own (a save that failed earlier).
+    /// </summary>
+    private static void RemoveOrphanedTemporaries(string fullPath)
+    {
+        var dir = System.IO.Path.GetDirectoryName(fullPath);
+        if (string.IsNullOrEmpty(dir) || !Directory.Exists(dir)) return;
+        var prefix = System.IO.Path.GetFileName(fullPath) + ".tmp-";
+        try
+        {
+            foreach (var f in Directory.EnumerateFiles(dir, prefix + "*"))
+            {
+                var rest = System.IO.Path.GetFileName(f)[prefix.Length..];
+                var dash = rest.IndexOf('-');
+                if (dash <= 0 || !int.TryParse(rest[..dash], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid)) continue;
+                if (pid != Environment.ProcessId && IsRunning(pid)) continue;
+                TryDelete(f);
+            }
+        }
+        catch (IOException)
+        {
+            // Cleaning up is a courtesy; the save itself does not depend on it.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var p = System.Diagnostics.Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
         }
     }
 
@@ -282,6 +362,8 @@ public static class Safetensors
             ReadTensor(handle, path, header.DataStart, e, data);
             tensors.Add(e.Name, new SafeTensor(e.Name, e.Shape, data));
         }
+        if (header.Metadata.TryGetValue(ChecksumKey, out var expected))
+            VerifyChecksum(handle, path, header.DataStart, RandomAccess.GetLength(handle) - header.DataStart, expected);
         return new SafetensorsFile(path, tensors, header.Metadata);
     }
 
@@ -301,6 +383,29 @@ public static class Safetensors
                 throw new SafetensorsException(path, e.Name,
                     $"dtype '{e.DType}' is not supported; only F32, F16, BF16 and F64 can be loaded as float32.");
         }
+    }
+
+    private static void VerifyChecksum(SafeFileHandle handle, string path, long dataStart, long dataLength, string expected)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ConvertChunkBytes);
+        try
+        {
+            for (long at = 0; at < dataLength;)
+            {
+                int n = (int)Math.Min(buffer.Length, dataLength - at);
+                ReadExactly(handle, path, null, buffer.AsSpan(0, n), dataStart + at);
+                sha.AppendData(buffer, 0, n);
+                at += n;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        var actual = Convert.ToHexStringLower(sha.GetHashAndReset());
+        if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
+            throw new SafetensorsException(path, null, $"the tensor data does not match the checksum in the metadata ('{ChecksumKey}'): the file is corrupt");
     }
 
     /// <summary>

@@ -44,7 +44,7 @@ public static class Checkpoint
         if (trainer.Schedule is WarmupCosineLr wc) meta["lr_last_restart"] = wc.LastRestart.ToString(CultureInfo.InvariantCulture);
         if (extra != null)
             foreach (var (k, v) in extra) meta[k] = v;
-        Safetensors.Save(path, tensors, meta);
+        Safetensors.Save(path, tensors, meta, checksum: true);
     }
 
     /// <summary>The metadata of a checkpoint (header only; no tensor data is read).</summary>
@@ -63,7 +63,17 @@ public static class Checkpoint
             throw new SafetensorsException(file.Path, null, $"not a MoraEngine checkpoint (metadata 'format' is not '{Format}'); plain weight files load with ModelIO.LoadWeights");
         if (!file.Metadata.TryGetValue("model_config", out var json))
             throw new SafetensorsException(file.Path, null, "checkpoint metadata has no model_config");
-        return ModelConfig.FromJson(json);
+        ModelConfig config;
+        try
+        {
+            config = ModelConfig.FromJson(json);
+        }
+        catch (ArgumentException e)
+        {
+            throw new SafetensorsException(file.Path, null, $"metadata 'model_config': {e.Message}", e);
+        }
+        ModelIO.CheckSize(file.Path, config, file.Tensors.Values.Where(t => !t.Name.StartsWith(OptimPrefix, StringComparison.Ordinal)).Sum(t => (long)t.Data.Length), exact: false);
+        return config;
     }
 
     /// <summary>Restores a trainer built around a model of the same config to the saved state.</summary>
@@ -87,20 +97,70 @@ public static class Checkpoint
             state.CopyFrom(t.Data);
         }
         var meta = file.Metadata;
-        trainer.Step = int.Parse(meta["step"], CultureInfo.InvariantCulture);
-        trainer.Optimizer.RestoreStepCount(int.Parse(meta["optimizer_steps"], CultureInfo.InvariantCulture));
-        trainer.Data.SetState(JsonSerializer.Deserialize<uint[]>(meta["data_rng"])!);
-        var drop = JsonSerializer.Deserialize<uint[][]>(meta["dropout_rng"])!;
+        var step = MetaInt(file, "step", 0);
+        var optimizerSteps = MetaInt(file, "optimizer_steps", 0);
+        var dataState = MetaRng(file, "data_rng");
+        var drop = MetaJson<uint[][]>(file, "dropout_rng");
         var gens = trainer.Model.DropoutGenerators.ToArray();
-        if (drop.Length != gens.Length) throw new SafetensorsException(file.Path, null, "dropout generator count differs from the model's blocks");
-        for (var i = 0; i < gens.Length; i++) gens[i].SetState(drop[i]);
-        if (trainer.Optimizer is AdamW adam && meta.TryGetValue("adam_param_steps", out var ps))
+        if (drop.Length != gens.Length) throw new SafetensorsException(file.Path, null, $"metadata 'dropout_rng' has {drop.Length} generator states, the model has {gens.Length} blocks");
+        for (var i = 0; i < drop.Length; i++) CheckRngState(file, "dropout_rng", drop[i]);
+        int[]? paramSteps = null;
+        if (trainer.Optimizer is AdamW adam && meta.ContainsKey("adam_param_steps"))
         {
-            var steps = JsonSerializer.Deserialize<int[]>(ps)!;
-            if (steps.Length != adam.ParameterSteps.Length) throw new SafetensorsException(file.Path, null, "optimizer parameter count differs");
-            steps.CopyTo(adam.ParameterSteps, 0);
+            paramSteps = MetaJson<int[]>(file, "adam_param_steps");
+            if (paramSteps.Length != adam.ParameterSteps.Length)
+                throw new SafetensorsException(file.Path, null, $"metadata 'adam_param_steps' has {paramSteps.Length} entries, the optimizer {adam.ParameterSteps.Length} parameters");
+            if (paramSteps.Any(v => v < 0 || v > optimizerSteps))
+                throw new SafetensorsException(file.Path, null, $"metadata 'adam_param_steps' holds a count outside [0, optimizer_steps = {optimizerSteps}]");
         }
-        if (trainer.Schedule is WarmupCosineLr wc && meta.TryGetValue("lr_last_restart", out var lr))
-            wc.LastRestart = int.Parse(lr, CultureInfo.InvariantCulture);
+        var lastRestart = meta.ContainsKey("lr_last_restart") ? MetaInt(file, "lr_last_restart", -1) : (int?)null;
+        if (lastRestart > step) throw new SafetensorsException(file.Path, null, $"metadata 'lr_last_restart' {lastRestart} is after the step {step}");
+        // Everything parsed and checked: only now does the trainer change.
+        trainer.Step = step;
+        trainer.Optimizer.RestoreStepCount(optimizerSteps);
+        trainer.Data.SetState(dataState);
+        for (var i = 0; i < gens.Length; i++) gens[i].SetState(drop[i]);
+        if (paramSteps != null && trainer.Optimizer is AdamW adam2) paramSteps.CopyTo(adam2.ParameterSteps, 0);
+        if (trainer.Schedule is WarmupCosineLr wc && lastRestart is { } lr) wc.LastRestart = lr;
     }
+
+    private static string MetaString(SafetensorsFile file, string key) =>
+        file.Metadata.TryGetValue(key, out var v) ? v : throw new SafetensorsException(file.Path, null, $"checkpoint metadata has no '{key}'");
+
+    private static int MetaInt(SafetensorsFile file, string key, int min)
+    {
+        var text = MetaString(file, key);
+        if (!int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v) || v < min)
+            throw new SafetensorsException(file.Path, null, $"metadata '{key}' must be an integer ≥ {min}, got '{Clip(text)}'");
+        return v;
+    }
+
+    private static T MetaJson<T>(SafetensorsFile file, string key) where T : class
+    {
+        var text = MetaString(file, key);
+        try
+        {
+            return JsonSerializer.Deserialize<T>(text) ?? throw new SafetensorsException(file.Path, null, $"metadata '{key}' is null");
+        }
+        catch (JsonException e)
+        {
+            throw new SafetensorsException(file.Path, null, $"metadata '{key}' is not valid ({e.Message}): '{Clip(text)}'", e);
+        }
+    }
+
+    private static uint[] MetaRng(SafetensorsFile file, string key)
+    {
+        var state = MetaJson<uint[]>(file, key);
+        CheckRngState(file, key, state);
+        return state;
+    }
+
+    /// <summary>A generator state is four words, not all zero (xoshiro's one fixed point, which only yields zeros).</summary>
+    private static void CheckRngState(SafetensorsFile file, string key, uint[]? state)
+    {
+        if (state is not { Length: 4 } || state.All(w => w == 0))
+            throw new SafetensorsException(file.Path, null, $"metadata '{key}' must hold generator states of four words, not all zero");
+    }
+
+    private static string Clip(string s) => s.Length <= 80 ? s : s[..80] + "…";
 }

@@ -189,6 +189,7 @@ public static class UuidExperiment
         var loss = float.NaN;
         progress?.Report(new UuidProgress(UuidStage.FineTune, index, m.Label, 0, s.Steps, loss, start, 0, phase));
         int? divergedAt = null;
+        var evalTime = TimeSpan.Zero;
         while (trainer.Step < s.Steps)
         {
             cancel.ThrowIfCancellationRequested();
@@ -204,14 +205,20 @@ public static class UuidExperiment
                 break;
             }
             if (trainer.Step % s.EvalEvery == 0 || trainer.Step == s.Steps)
+            {
+                var evalStart = sw.Elapsed;
                 curve.Add(UuidEvaluation.Evaluate(model, pairs, trainer.Step));
+                evalTime += sw.Elapsed - evalStart;
+            }
             progress?.Report(new UuidProgress(UuidStage.FineTune, index, m.Label, trainer.Step, s.Steps, loss, curve[^1], sw.Elapsed.TotalSeconds, phase));
         }
         // The curve's exact match comes from the teacher-forced pass (equivalent to greedy decoding); the final
         // model is also decoded for real, as a check anyone can read in results.json.
+        var decodeStart = sw.Elapsed;
         var greedy = UuidEvaluation.GreedyExactMatch(model, pairs);
+        evalTime += sw.Elapsed - decodeStart;
         var seconds = sw.Elapsed.TotalSeconds;
         progress?.Report(new UuidProgress(UuidStage.MethodDone, index, m.Label, s.Steps, s.Steps, loss, curve[^1], seconds, phase));
-        return new UuidRun(m, lr, trainable, seconds, curve, greedy, s.Seed, divergedAt);
+        return new UuidRun(m, lr, trainable, seconds, curve, greedy, s.Seed, divergedAt, evalTime.TotalSeconds);
     }
 }

@@ -16,7 +16,8 @@ public sealed record UuidBaseInfo(string? CachePath, bool Cached, int FormatStep
 /// <param name="GreedyExactMatch">Exact match of the final model by actually decoding every value greedily.</param>
 /// <param name="Seed">The seed of its pairs, base model and data order.</param>
 /// <param name="DivergedAtStep">The step whose loss or gradient was not finite (training stopped before it), or null.</param>
-public sealed record UuidRun(UuidMethod Method, float LearningRate, long TrainableParams, double Seconds, IReadOnlyList<UuidEvalPoint> Curve, double GreedyExactMatch, ulong Seed = 1, int? DivergedAtStep = null)
+/// <param name="EvalSeconds">The part of <paramref name="Seconds"/> spent evaluating (the curve's points and the final greedy decode).</param>
+public sealed record UuidRun(UuidMethod Method, float LearningRate, long TrainableParams, double Seconds, IReadOnlyList<UuidEvalPoint> Curve, double GreedyExactMatch, ulong Seed = 1, int? DivergedAtStep = null, double EvalSeconds = 0)
 {
     public UuidEvalPoint Final => Curve[^1];
 }
@@ -121,6 +122,15 @@ public sealed record UuidResults(UuidSettings Settings, UuidBaseInfo Base, IRead
             w.WriteString("exact_match", "fraction of pairs whose whole value greedy decoding reproduces (curve: from the teacher-forced pass, every character the argmax, which is equivalent; greedy_exact_match: the final model decoded for real)");
             w.WriteString("loss", "mean cross-entropy over the value characters and <eos> of every pair");
             w.WriteEndObject();
+            // Memory of this process so far: the peak resident set and the tensor pool's peak working set.
+            using (var self = System.Diagnostics.Process.GetCurrentProcess())
+            {
+                self.Refresh();
+                w.WriteNumber("peak_bytes", self.PeakWorkingSet64);
+            }
+            var pool = UuidSettings.ResolveDevice(s.Device).Pool;
+            w.WriteNumber("pool_peak_in_use_bytes", pool.PeakInUseBytes);
+            w.WriteNumber("pool_bytes_created", pool.BytesCreated);
 
             void WriteBase(UuidBaseInfo b)
             {
@@ -220,6 +230,8 @@ public sealed record UuidResults(UuidSettings Settings, UuidBaseInfo Base, IRead
                 w.WriteNumber("lr", r.LearningRate);
                 w.WriteNumber("trainable_params", r.TrainableParams);
                 w.WriteNumber("seconds", Math.Round(r.Seconds, 2));
+                w.WriteNumber("train_seconds", Math.Round(r.Seconds - r.EvalSeconds, 2));
+                w.WriteNumber("eval_seconds", Math.Round(r.EvalSeconds, 2));
                 w.WriteNumber("greedy_exact_match", r.GreedyExactMatch);
                 if (r.DivergedAtStep is { } dv) w.WriteNumber("diverged_at_step", dv);
                 else w.WriteNull("diverged_at_step");
