@@ -36,7 +36,7 @@ public class CliTests
             Assert.True(File.Exists(Path.Combine(dir, "checkpoint.safetensors")));
             Assert.True(File.Exists(Path.Combine(dir, "model.safetensors")));
             Assert.Contains("\"d_model\"", File.ReadAllText(Path.Combine(dir, "config.json")));
-            var (code2, _) = Run("train", "--steps", "8", "--batch", "4", "--copy-length", "4", "--out", dir, "--resume");
+            var (code2, _) = Run("train", "--steps", "8", "--batch", "4", "--copy-length", "4", "--out", dir, "--resume", "--extend");
             Assert.Equal(0, code2);
             var step = MoraEngine.IO.Safetensors.Load(Path.Combine(dir, "checkpoint.safetensors")).Metadata["step"];
             Assert.Equal("8", step);

@@ -36,23 +36,113 @@ internal static class TrainCommand
         var rank = new Option<int>("--rank") { Description = "Adapter rank r (MoRA matches LoRA's parameter budget at this r).", DefaultValueFactory = _ => 8 };
         var moraType = new Option<int>("--mora-type") { Description = "MoRA operator type: 0, 1, 2, 3, 4 or 6.", DefaultValueFactory = _ => 1 };
         var restartEvery = new Option<int>("--restart-every") { Description = "ReLoRA/ReMoRA: merge and restart the adapters every N steps (0: never).", DefaultValueFactory = _ => 0 };
+        var extend = new Option<bool>("--extend") { Description = "With --resume: allow a larger --steps than the run was planned with (the cosine schedule is stretched to end there)." };
         var device = CliDevice.Option();
         var cmd = new Command("train", "Train a model from scratch or resume a checkpoint, on a text file or the built-in copy task.")
         {
-            text, jsonl, config, steps, batch, lr, warmup, seed, outDir, every, resume, copyLength, logEvery, init, method, rank, moraType, restartEvery, target, valFraction, evalEvery, seqLen, device,
+            text, jsonl, config, steps, batch, lr, warmup, seed, outDir, every, resume, extend, copyLength, logEvery, init, method, rank, moraType, restartEvery, target, valFraction, evalEvery, seqLen, device,
         };
-        cmd.SetAction(r => Cli.Guard(() => Run(new TrainArgs(
-            r.GetValue(text), r.GetValue(config), r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(warmup),
-            r.GetValue(seed), r.GetValue(outDir)!, r.GetValue(every), r.GetValue(resume), r.GetValue(copyLength), r.GetValue(logEvery),
-            r.GetValue(init), r.GetValue(method)!, r.GetValue(rank), r.GetValue(moraType), r.GetValue(restartEvery), r.GetValue(device)!,
-            r.GetValue(jsonl), r.GetValue(target), r.GetValue(valFraction), r.GetValue(evalEvery), r.GetValue(seqLen)))));
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            // Which options the user typed (a resumed run takes the others from its plan).
+            var given = new HashSet<string>(cmd.Options.Where(o => r.GetResult(o) is { Implicit: false }).Select(o => o.Name));
+            return Run(new TrainArgs(
+                r.GetValue(text), r.GetValue(config), r.GetValue(steps), r.GetValue(batch), r.GetValue(lr), r.GetValue(warmup),
+                r.GetValue(seed), r.GetValue(outDir)!, r.GetValue(every), r.GetValue(resume), r.GetValue(copyLength), r.GetValue(logEvery),
+                r.GetValue(init), r.GetValue(method)!, r.GetValue(rank), r.GetValue(moraType), r.GetValue(restartEvery), r.GetValue(device)!,
+                r.GetValue(jsonl), r.GetValue(target), r.GetValue(valFraction), r.GetValue(evalEvery), r.GetValue(seqLen))
+            {
+                Given = given,
+                Extend = r.GetValue(extend),
+            });
+        }));
         return cmd;
+    }
+
+    /// <summary>What a run was started with, stored in its checkpoints so that --resume continues the same run.</summary>
+    private sealed record TrainPlan(string? Text, string? Jsonl, string? Config, int Steps, int Batch, float Lr, int Warmup, ulong Seed,
+        int CopyLength, string? Init, string Method, int Rank, int MoraType, int RestartEvery, string? Target, double ValFraction, int SeqLen,
+        long? DataBytes, string? DataSha256)
+    {
+        public static TrainPlan Of(TrainArgs a)
+        {
+            var data = a.Text ?? a.Jsonl;
+            return new TrainPlan(Full(a.Text), Full(a.Jsonl), a.Config, a.Steps, a.Batch, a.Lr, a.Warmup, a.Seed, a.CopyLength, Full(a.Init), a.Method,
+                a.Rank, a.MoraType, a.RestartEvery, a.Target, a.ValFraction, a.SeqLen,
+                data != null && File.Exists(data) ? new FileInfo(data).Length : null, data != null && File.Exists(data) ? Sha256(data) : null);
+        }
+
+        private static string? Full(string? path) => path == null ? null : Path.GetFullPath(path);
+
+        public static string Sha256(string path)
+        {
+            using var f = File.OpenRead(path);
+            return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f));
+        }
+    }
+
+    /// <summary>
+    /// A resumed run takes every setting from its plan; an option given on the command line must agree with it (a
+    /// larger --steps only with --extend), and the data file must be the one the run started on.
+    /// </summary>
+    private static TrainArgs ApplyPlan(TrainArgs a, TrainPlan plan, string ckptPath)
+    {
+        bool Given(string name) => a.Given.Contains(name);
+        void Same<T>(string name, T given, T planned)
+        {
+            if (Given(name) && !EqualityComparer<T>.Default.Equals(given, planned))
+                throw new ArgumentException($"--resume: {name} {given} differs from the run's plan ({(planned is null ? "not set" : planned)}, in {ckptPath}); leave it out to continue the run, or start a new one in another --out.");
+        }
+        string? Full(string? p) => p == null ? null : Path.GetFullPath(p);
+        Same("--text", Full(a.Text), plan.Text);
+        Same("--jsonl", Full(a.Jsonl), plan.Jsonl);
+        Same("--config", a.Config, plan.Config);
+        Same("--batch", a.Batch, plan.Batch);
+        Same("--lr", a.Lr, plan.Lr);
+        Same("--warmup", a.Warmup, plan.Warmup);
+        Same("--seed", a.Seed, plan.Seed);
+        Same("--copy-length", a.CopyLength, plan.CopyLength);
+        Same("--init", Full(a.Init), plan.Init);
+        Same("--method", a.Method, plan.Method);
+        Same("--rank", a.Rank, plan.Rank);
+        Same("--mora-type", a.MoraType, plan.MoraType);
+        Same("--restart-every", a.RestartEvery, plan.RestartEvery);
+        Same("--target", a.Target, plan.Target);
+        Same("--val-fraction", a.ValFraction, plan.ValFraction);
+        Same("--seq-len", a.SeqLen, plan.SeqLen);
+        var steps = plan.Steps;
+        if (Given("--steps") && a.Steps != plan.Steps)
+        {
+            if (!a.Extend || a.Steps < plan.Steps)
+                throw new ArgumentException($"--resume: --steps {a.Steps} differs from the run's plan ({plan.Steps}); to train longer, add --extend (the cosine schedule is then stretched to end at the new step count).");
+            steps = a.Steps;
+            AnsiConsole.MarkupLine($"[yellow]Extending the run from {plan.Steps} to {steps} steps[/]: the learning rate continues on a cosine that now ends at step {steps}.");
+        }
+        var data = plan.Text ?? plan.Jsonl;
+        if (data != null)
+        {
+            if (!File.Exists(data)) throw new FileNotFoundException($"--resume: the run's data file '{data}' no longer exists.", data);
+            if (new FileInfo(data).Length != plan.DataBytes || TrainPlan.Sha256(data) != plan.DataSha256)
+                throw new ArgumentException($"--resume: the run's data file '{data}' has changed since the run started (size or SHA-256 differ); resuming would train on other data.");
+        }
+        return a with
+        {
+            Text = plan.Text, Jsonl = plan.Jsonl, Config = plan.Config, Steps = steps, Batch = plan.Batch, Lr = plan.Lr, Warmup = plan.Warmup,
+            Seed = plan.Seed, CopyLength = plan.CopyLength, Init = plan.Init, Method = plan.Method, Rank = plan.Rank, MoraType = plan.MoraType,
+            RestartEvery = plan.RestartEvery, Target = plan.Target, ValFraction = plan.ValFraction, SeqLen = plan.SeqLen,
+        };
     }
 
     private sealed record TrainArgs(string? Text, string? Config, int Steps, int Batch, float Lr, int Warmup, ulong Seed,
         string Out, int CheckpointEvery, bool Resume, int CopyLength, int LogEvery,
         string? Init, string Method, int Rank, int MoraType, int RestartEvery, string Device,
-        string? Jsonl = null, string? Target = null, double ValFraction = 0.05, int EvalEvery = 50, int SeqLen = 256);
+        string? Jsonl = null, string? Target = null, double ValFraction = 0.05, int EvalEvery = 50, int SeqLen = 256)
+    {
+        /// <summary>Options typed on the command line (by name, e.g. "--steps").</summary>
+        public IReadOnlySet<string> Given { get; init; } = new HashSet<string>();
+
+        public bool Extend { get; init; }
+    }
 
     /// <summary>A plain line: above the live progress bar on a terminal, on standard output otherwise.</summary>
     private static void Say(string line)
@@ -63,6 +153,20 @@ internal static class TrainCommand
 
     private static int Run(TrainArgs a)
     {
+        var planPath = Path.Combine(a.Out, "checkpoint.safetensors");
+        if (a.Resume && File.Exists(planPath) && Checkpoint.ReadMetadata(planPath).TryGetValue("plan", out var planJson))
+        {
+            TrainPlan plan;
+            try
+            {
+                plan = System.Text.Json.JsonSerializer.Deserialize<TrainPlan>(planJson) ?? throw new InvalidDataException("null");
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException or NotSupportedException)
+            {
+                throw new InvalidDataException($"{planPath}: metadata 'plan' is not valid ({e.Message}).", e);
+            }
+            a = ApplyPlan(a, plan, planPath);
+        }
         if (a.Steps <= 0) throw new ArgumentException($"--steps must be positive, got {a.Steps}.");
         if (!(a.Lr > 0) || !float.IsFinite(a.Lr)) throw new ArgumentException($"--lr must be a positive finite number, got {a.Lr}.");
         var device = CliDevice.Resolve(a.Device);
@@ -170,7 +274,13 @@ internal static class TrainCommand
         {
             Checkpoint.Restore(ckptPath, trainer);
             AnsiConsole.MarkupLine($"Resumed [bold]{Markup.Escape(ckptPath)}[/] at step {trainer.Step}.");
+            if (trainer.Step >= a.Steps)
+            {
+                AnsiConsole.MarkupLine($"The run is already complete ({trainer.Step} of {a.Steps} steps); nothing to do. Train longer with --steps N --extend.");
+                return 0;
+            }
         }
+        var planText = System.Text.Json.JsonSerializer.Serialize(TrainPlan.Of(a));
         if (adapted != null)
             AnsiConsole.MarkupLine($"Adapters: {adapted.Config.Method} r={adapted.Config.Rank}{(adapted.Config.Method == AdapterMethod.Mora ? $" type {(int)adapted.Config.MoraType}" : "")} on {adapted.Layers.Count} layers; {adapted.TrainableParameterCount():N0} trainable of {adapted.TotalParameterCount():N0}.");
         File.WriteAllText(Path.Combine(a.Out, "config.json"), cfg.ToJson());
@@ -183,6 +293,12 @@ internal static class TrainCommand
             stop = true;
         };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (a scheduler's or container's stop) behaves like Ctrl+C: finish the step, save, exit 130.
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx =>
+        {
+            ctx.Cancel = true;
+            stop = true;
+        });
         var losses = new List<(int Step, float Loss)>();
         TrainingDivergedException? diverged = null;
         try
@@ -197,6 +313,7 @@ internal static class TrainCommand
                     ["adapter_restarts"] = adapted.Restarts.ToString(CultureInfo.InvariantCulture),
                 };
                 if (hfSource != null) extra["init"] = Path.GetFullPath(hfSource);
+                extra["plan"] = planText;
                 trainer.SaveCheckpoint(ckptPath, extra);
             }
             void OneStep(Action<float>? report)

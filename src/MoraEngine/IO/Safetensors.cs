@@ -485,6 +485,8 @@ public static class Safetensors
         long dataStart = 8 + (long)headerLength;
         long dataLength = fileLength - dataStart;
 
+        if (!System.Text.Unicode.Utf8.IsValid(headerBytes))
+            throw new SafetensorsException(path, null, "header is not valid UTF-8 (corrupt file?).");
         JsonDocument doc;
         try
         {

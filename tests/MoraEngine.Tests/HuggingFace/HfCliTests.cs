@@ -125,7 +125,7 @@ public class HfCliTests
 
             // Resume continues from the checkpoint with the same tokenizer and data.
             var (c4, _) = Run("train", "--init", dir, "--method", method, "--rank", "2", "--target", targets, "--jsonl", jsonl,
-                "--steps", "8", "--batch", "2", "--warmup", "1", "--seq-len", "24", "--out", outDir, "--resume");
+                "--steps", "8", "--batch", "2", "--warmup", "1", "--seq-len", "24", "--out", outDir, "--resume", "--extend");
             Assert.Equal(0, c4);
         }
         finally { Directory.Delete(tmp, true); }
