@@ -59,10 +59,9 @@ public sealed class CpuStorage : Storage
 /// Free lists of buffers by size class. A training loop asks for the same sizes every step, so after the first step
 /// every request is served from the pool and nothing new is allocated. Requests are rounded up to a size class
 /// (four classes per power of two, at most 25% larger), so work whose sizes drift (decoding one more token each time,
-/// evaluation batches of other lengths) reuses buffers too. The free lists hold at most twice the largest working set
-/// seen (<see cref="PeakInUseBytes"/>; at least <see cref="MinFreeBytes"/>), enough for two alternating working sets
-/// such as training steps and evaluations: beyond that the least recently used class is released, so memory stays
-/// bounded by a small multiple of the peak working set.
+/// evaluation batches of other lengths) reuses buffers too. The free lists hold at most the largest working set seen
+/// (<see cref="PeakInUseBytes"/>; at least <see cref="MinFreeBytes"/>): beyond that the least recently used class is
+/// released, so the pool's memory stays within about twice the peak working set.
 /// </summary>
 public sealed class BufferPool
 {
@@ -156,7 +155,7 @@ public sealed class BufferPool
             list.Buffers.Push(storage);
             list.LastUse = ++_tick;
             FreeBytes += bytes;
-            var bound = Math.Max(MinFreeBytes, 2 * PeakInUseBytes);
+            var bound = Math.Max(MinFreeBytes, PeakInUseBytes);
             while (FreeBytes > bound)
             {
                 FreeList? oldest = null;

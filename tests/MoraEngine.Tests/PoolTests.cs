@@ -89,10 +89,10 @@ public class PoolSizeClassTests
         pool.Return(pool.Rent(1 << 18));
         for (var n = 1000; n < 5000; n++) pool.Return(pool.Rent(n));
         Assert.True(pool.Created < 20, $"{pool.Created} buffers created for 4,000 drifting requests");
-        Assert.True(pool.FreeBytes <= 2 * pool.PeakInUseBytes, $"free {pool.FreeBytes} > twice the peak in use {pool.PeakInUseBytes}");
+        Assert.True(pool.FreeBytes <= Math.Max(pool.MinFreeBytes, pool.PeakInUseBytes) + (1 << 20), $"free {pool.FreeBytes} > the peak in use {pool.PeakInUseBytes}");
         // Many distinct large sizes: the least recently used ones are released, not hoarded.
         for (var n = 1; n <= 40; n++) pool.Return(pool.Rent(n * 100_003));
         Assert.True(pool.Released > 0);
-        Assert.True(pool.FreeBytes <= 2 * pool.PeakInUseBytes);
+        Assert.True(pool.FreeBytes <= pool.PeakInUseBytes);
     }
 }

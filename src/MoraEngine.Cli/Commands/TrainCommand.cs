@@ -176,6 +176,9 @@ internal static class TrainCommand
         if (a.Text != null && a.Jsonl != null) throw new ArgumentException("Give --text or --jsonl, not both.");
         if (a.CheckpointEvery < 0) throw new ArgumentException($"--checkpoint-every must be ≥ 0, got {a.CheckpointEvery}.");
         if (a.EvalEvery < 0) throw new ArgumentException($"--eval-every must be ≥ 0, got {a.EvalEvery}.");
+        if (!(a.ValFraction >= 0 && a.ValFraction < 1)) throw new ArgumentException($"--val-fraction must be in [0, 1), got {a.ValFraction}.");
+        if (a.Batch <= 0) throw new ArgumentException($"--batch must be positive, got {a.Batch}.");
+        if (a.Warmup < 0) throw new ArgumentException($"--warmup must be ≥ 0, got {a.Warmup}.");
         IBatchSource data;
         ModelConfig cfg;
         int time;

@@ -93,6 +93,13 @@ public static class ModelIO
                 $"the model config describes {expected:N0} parameters but the file holds {fileElements:N0} (config and weights do not belong together)");
     }
 
+    private static int FirstNonFinite(float[] data)
+    {
+        for (var i = 0; i < data.Length; i++)
+            if (!float.IsFinite(data[i])) return i;
+        return -1;
+    }
+
     internal static void LoadWeights(SafetensorsFile file, Module module, bool strict, Func<string, bool> belongsToModel)
     {
         var parameters = module.NamedParameters().ToDictionary(p => p.Name, p => p.Param);
@@ -105,6 +112,9 @@ public static class ModelIO
             }
             if (!t.Shape.AsSpan().SequenceEqual(p.Shape))
                 throw new SafetensorsException(file.Path, name, $"shape {ShapeUtil.Format(t.Shape)} in the file does not match the model's {p.ShapeText}");
+            var bad = FirstNonFinite(t.Data);
+            if (bad >= 0)
+                throw new SafetensorsException(file.Path, name, $"element {bad} is {t.Data[bad]}: the weights are not finite (a diverged run saved?)");
             p.CopyFrom(t.Data);
         }
         if (strict)

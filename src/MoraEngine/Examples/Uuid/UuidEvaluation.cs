@@ -13,8 +13,8 @@ public sealed record UuidEvalPoint(int Step, double CharAccuracy, double ExactMa
 /// <summary>The demo's metrics.</summary>
 public static class UuidEvaluation
 {
-    /// <summary>Rows per evaluation forward pass.</summary>
-    public const int EvalBatch = 64;
+    /// <summary>Rows per evaluation forward pass: the default training batch, so evaluations reuse the training step's buffers.</summary>
+    public const int EvalBatch = 32;
 
     /// <summary>
     /// Character accuracy, exact match and loss on all pairs, from one teacher-forced forward pass per batch.
