@@ -180,7 +180,10 @@ public sealed class AdaptedModel
         if (Config.TrainEmbeddingsAndHead)
             foreach (var (name, p) in SavedModules())
                 tensors.Add(new SafeTensor(PeftPrefix + name, p.ShapeArray.ToArray(), p.ToArray()));
-        Safetensors.Save(Path.Combine(directory, WeightsFileName), tensors, new Dictionary<string, string> { ["format"] = "pt" }, checksum: true);
+        var meta = new Dictionary<string, string> { ["format"] = "pt", ["method"] = Config.Method == AdapterMethod.Mora ? "mora" : "lora" };
+        // The weights cannot tell MoRA types apart (types 1 to 4 share r̂): the file says which one it holds.
+        if (Config.Method == AdapterMethod.Mora) meta["mora_type"] = ((int)Config.MoraType).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        Safetensors.Save(Path.Combine(directory, WeightsFileName), tensors, meta, checksum: true);
         var cfgPath = Path.Combine(directory, ConfigFileName);
         var tmp = cfgPath + ".tmp";
         var modules = Model.NamedModules().Where(m => ReferenceEquals(m.Module, Model.TokEmb) || ReferenceEquals(m.Module, Model.PosEmb) || ReferenceEquals(m.Module, Model.Head))
@@ -202,6 +205,11 @@ public sealed class AdaptedModel
         if (!File.Exists(weightsPath)) throw new FileNotFoundException($"Adapter directory '{directory}' has no {WeightsFileName}.", weightsPath);
         var config = AdapterConfig.FromPeftJson(File.ReadAllText(cfgPath), cfgPath);
         var file = Safetensors.Load(weightsPath);
+        var method = config.Method == AdapterMethod.Mora ? "mora" : "lora";
+        if (file.Metadata.TryGetValue("method", out var savedMethod) && savedMethod != method)
+            throw new SafetensorsException(weightsPath, null, $"the weights were saved by a {savedMethod} adapter but {cfgPath} describes {method}");
+        if (config.Method == AdapterMethod.Mora && file.Metadata.TryGetValue("mora_type", out var savedType) && savedType != ((int)config.MoraType).ToString(System.Globalization.CultureInfo.InvariantCulture))
+            throw new SafetensorsException(weightsPath, null, $"the weights were trained as MoRA type {savedType} but {cfgPath} says type {(int)config.MoraType}");
         var adapted = Wrap(model, config);
         var expected = new Dictionary<string, Tensor>();
         foreach (var l in adapted._layers)

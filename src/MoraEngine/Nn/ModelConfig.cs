@@ -79,7 +79,7 @@ public sealed record ModelConfig
         long qkvBias = Bias || AttentionBias || QkvBias ? 1 : 0, oBias = Bias || AttentionBias ? 1 : 0, mlpBias = Bias || MlpBias ? 1 : 0;
         long norm = Architecture == Architecture.Gpt2 && Bias ? 2 * d : d;
         long attention = d * d + 2 * d * kv + qkvBias * (d + 2 * kv) + d * d + oBias * d;
-        long mlp = (Architecture == Architecture.Llama ? 2 * d * f + mlpBias * f : d * f + mlpBias * f) + f * d + mlpBias * d;
+        long mlp = (Architecture == Architecture.Llama ? 2 * (d * f + mlpBias * f) : d * f + mlpBias * f) + f * d + mlpBias * d;
         long total = v * d + (Architecture == Architecture.Gpt2 ? (long)Context * d : 0);
         total += Layers * (2 * norm + attention + mlp) + norm;
         if (!TieEmbeddings) total += v * d;

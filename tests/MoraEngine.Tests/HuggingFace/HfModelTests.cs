@@ -316,3 +316,94 @@ public class HfModelTests
             });
     }
 }
+
+public class HfConfigMappingTests
+{
+    private static string Write(string json)
+    {
+        var dir = Directory.CreateTempSubdirectory("mora-hfcfg").FullName;
+        File.WriteAllText(Path.Combine(dir, "config.json"), json);
+        return Path.Combine(dir, "config.json");
+    }
+
+    [Fact]
+    public void Qwen2_HasQkvBiases_AndMistral_LimitsTheContextToItsWindow()
+    {
+        var q = MoraEngine.IO.HuggingFace.ReadConfig(Write("""
+            {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64,
+             "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
+             "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true, "use_sliding_window": false, "eos_token_id": [3, 4]}
+            """), out _);
+        Assert.True(q.QkvBias);
+        Assert.False(q.AttentionBias);
+        Assert.Equal(2, q.KvHeads);
+        Assert.Equal(1_000_000f, q.RopeTheta);
+        Assert.Equal(3, q.EosTokenId);
+        var m = MoraEngine.IO.HuggingFace.ReadConfig(Write("""
+            {"model_type": "mistral", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+             "num_attention_heads": 4, "num_key_value_heads": 1, "max_position_embeddings": 4096, "sliding_window": 256}
+            """), out var notes);
+        Assert.Equal(256, m.Context);
+        Assert.Contains(notes, n => n.Contains("sliding_window"));
+    }
+
+    [Fact]
+    public void Qwen2LayoutModel_ExportsAndLoadsBack_WithItsBiases()
+    {
+        var cfg = new ModelConfig
+        {
+            Architecture = Architecture.Llama, Layout = ModelLayout.HuggingFace, VocabSize = 40, DModel = 32, Layers = 1, Heads = 4, KvHeads = 2,
+            Context = 16, QkvBias = true, TieEmbeddings = true,
+        };
+        var m = new TransformerModel(cfg, 4);
+        foreach (var (name, p) in m.NamedParameters())
+            if (name.EndsWith(".bias", StringComparison.Ordinal)) p.CopyFrom(Enumerable.Range(0, p.Length).Select(i => 0.01f * i).ToArray());
+        var dir = Directory.CreateTempSubdirectory("mora-qwen").FullName;
+        try
+        {
+            MoraEngine.IO.HuggingFace.Save(m, dir);
+            Assert.Contains("\"qwen2\"", File.ReadAllText(Path.Combine(dir, "config.json")));
+            var back = MoraEngine.IO.HuggingFace.Load(dir);
+            var ids = Enumerable.Range(0, 12).ToArray();
+            using var _ = Graph.NoGrad();
+            Assert.Equal(m.Forward(ids, 1, 12).ToArray(), back.Forward(ids, 1, 12).ToArray());
+            Assert.Contains(back.NamedParameters(), p => p.Name == "model.layers.0.self_attn.k_proj.bias");
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
+    public void ParameterCount_FromTheConfig_MatchesTheBuiltModel()
+    {
+        foreach (var c in new[]
+                 {
+                     ModelConfig.Tiny, ModelConfig.SmallLlama, ModelConfig.SmallCpu with { Bias = true }, ModelConfig.Tiny with { TieEmbeddings = true },
+                     new ModelConfig { Architecture = Architecture.Llama, Layout = ModelLayout.HuggingFace, VocabSize = 50, DModel = 48, Layers = 2, Heads = 6, KvHeads = 2, QkvBias = true, MlpBias = true },
+                     new ModelConfig { Architecture = Architecture.Gpt2, Layout = ModelLayout.HuggingFace, VocabSize = 50, DModel = 48, Layers = 2, Heads = 6, Bias = true, TieEmbeddings = true },
+                 })
+            Assert.Equal(new TransformerModel(c).ParameterCount(), c.ParameterCount());
+    }
+}
+
+public class AdapterTypeAgreementTests
+{
+    [Fact]
+    public void MoraTypeInTheConfig_MustMatchTheTypeTheWeightsWereTrainedAs()
+    {
+        var model = new TransformerModel(ModelConfig.Tiny, 2);
+        var adapted = MoraEngine.Adapters.AdaptedModel.Wrap(model, new MoraEngine.Adapters.AdapterConfig
+        {
+            Method = MoraEngine.Adapters.AdapterMethod.Mora, Rank = 2, MoraType = MoraEngine.Adapters.MoraType.Sharing, TargetModules = ["q"],
+        });
+        var dir = Directory.CreateTempSubdirectory("mora-type").FullName;
+        try
+        {
+            adapted.Save(dir);
+            var cfgPath = Path.Combine(dir, "adapter_config.json");
+            File.WriteAllText(cfgPath, File.ReadAllText(cfgPath).Replace("\"mora_type\": 1", "\"mora_type\": 4"));
+            var e = Assert.Throws<MoraEngine.IO.SafetensorsException>(() => MoraEngine.Adapters.AdaptedModel.Load(dir, new TransformerModel(ModelConfig.Tiny, 2)));
+            Assert.Contains("type 1", e.Message);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
