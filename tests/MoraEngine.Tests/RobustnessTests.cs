@@ -153,8 +153,11 @@ public class KillTests
 /// Seeded mutants of a small checkpoint, adapter file, adapter config and model config: every one ends in the
 /// project's own error or loads bit-identical tensors, and none allocates beyond the file's size.
 /// </summary>
-public class FuzzTests
+public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
 {
+    /// <summary>Checkpoint mutants per run (MORA_FUZZ_MUTANTS raises it for a longer campaign); adapters get half as many.</summary>
+    private static int Mutants => int.TryParse(Environment.GetEnvironmentVariable("MORA_FUZZ_MUTANTS"), out var n) && n > 0 ? n : 300;
+
     private static byte[] Mutate(byte[] original, Random rng)
     {
         var b = (byte[])original.Clone();
@@ -206,7 +209,7 @@ public class FuzzTests
             var rng = new Random(2026);
             int clean = 0, identical = 0;
             var mutant = Path.Combine(dir, "m.safetensors");
-            for (var i = 0; i < 300; i++)
+            for (var i = 0; i < Mutants; i++)
             {
                 File.WriteAllBytes(mutant, Mutate(ckptBytes, rng));
                 try
@@ -226,7 +229,7 @@ public class FuzzTests
                     clean++;
                 }
             }
-            for (var i = 0; i < 150; i++)
+            for (var i = 0; i < Mutants / 2; i++)
             {
                 var d = Path.Combine(dir, $"a{i}");
                 Directory.CreateDirectory(d);
@@ -248,8 +251,10 @@ public class FuzzTests
                     Assert.All(fresh.Linears(), l => Assert.Null(l.Layer.Adapter));   // nothing half-attached
                 }
             }
-            Assert.Equal(450, clean + identical);
-            Assert.True(clean > 300, $"only {clean} of 450 mutants were refused");
+            var total = Mutants + Mutants / 2;
+            output.WriteLine($"{total} mutants: {clean} refused with the project's errors, {identical} loaded bit-identical");
+            Assert.Equal(total, clean + identical);
+            Assert.True(clean > total * 2 / 3, $"only {clean} of {total} mutants were refused");
         }
         finally { Directory.Delete(dir, true); }
     }
