@@ -1,6 +1,7 @@
 using System.Diagnostics;
+using MoraEngine.Backends.Ilgpu;
 
-namespace MoraEngine.Backends.Ilgpu;
+namespace MoraEngine.Diagnostics;
 
 /// <summary>SGEMM throughput of an ILGPU device (<c>mora bench gemm --device cuda</c>).</summary>
 internal static class IlgpuGemmBench

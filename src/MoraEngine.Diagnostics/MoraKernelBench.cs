@@ -1,7 +1,8 @@
 using System.Diagnostics;
+using MoraEngine.Adapters;
 using MoraEngine.Backends;
 
-namespace MoraEngine.Adapters;
+namespace MoraEngine.Diagnostics;
 
 /// <summary>
 /// Specialised vs generic MoRA kernels, and MoRA vs LoRA, on one layer shape over a batch of tokens: what
