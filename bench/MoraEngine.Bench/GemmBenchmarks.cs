@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using MoraEngine.Backends.Cpu;
+using MoraEngine.Diagnostics;
 
 namespace MoraEngine.Bench;
 

@@ -1,5 +1,6 @@
 using BenchmarkDotNet.Attributes;
 using MoraEngine.Adapters;
+using MoraEngine.Diagnostics;
 
 namespace MoraEngine.Bench;
 

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using MoraEngine.Diagnostics;
 using MoraEngine.Nn;
 using MoraEngine.Optim;
 using MoraEngine.Training;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MoraEngine.Cli.Commands;
+using MoraEngine.Examples.Uuid;
 
 namespace MoraEngine.Cli;
 

@@ -132,10 +132,10 @@ public static class Devices
     /// <summary>Waits until every kernel queued on <paramref name="device"/> has finished (a no-op on the CPU).</summary>
     public static void Synchronize(Device device)
     {
-        if (device.Backend is IlgpuBackend b) b.Synchronize();
+        ArgumentNullException.ThrowIfNull(device);
+        device.Backend.Synchronize();
     }
 
     /// <summary>A one-line description of the device (GPU name, memory, multiprocessors).</summary>
-    public static string Describe(Device device) =>
-        device.Backend is IlgpuBackend b ? $"{device.Name}: {b.Describe()}" : $"cpu: managed SIMD backend, {Environment.ProcessorCount} cores";
+    public static string Describe(Device device) => $"{device.Name}: {device.Backend.Describe()}";
 }

@@ -4,6 +4,7 @@ using System.Text.Json;
 using MoraEngine.Adapters;
 using MoraEngine.Backends.Cpu;
 using MoraEngine.Backends.Ilgpu;
+using MoraEngine.Diagnostics;
 using MoraEngine.Nn;
 using MoraEngine.Training;
 using Spectre.Console;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using MoraEngine.Adapters;
+using MoraEngine.Diagnostics;
 using Spectre.Console;
 
 namespace MoraEngine.Cli.Commands;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using MoraEngine.Backends;
+using MoraEngine.Diagnostics;
 
 namespace MoraEngine.Cli.Commands;
 

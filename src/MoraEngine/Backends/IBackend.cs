@@ -14,6 +14,35 @@ public partial interface IBackend
     /// <summary>New device memory of <paramref name="length"/> floats (contents undefined).</summary>
     Storage Allocate(Device device, int length);
 
+    /// <summary>
+    /// New device memory for several tensors at once, one storage per length (contents undefined). A backend may
+    /// place them in one buffer (the ILGPU backend does: an arena, which lets an optimizer update all parameters in
+    /// one kernel); the default allocates them one by one.
+    /// </summary>
+    Storage[] AllocateMany(Device device, IReadOnlyList<int> lengths)
+    {
+        ArgumentNullException.ThrowIfNull(lengths);
+        var storages = new Storage[lengths.Count];
+        for (var i = 0; i < storages.Length; i++) storages[i] = Allocate(device, lengths[i]);
+        return storages;
+    }
+
+    /// <summary>Waits until every queued kernel has finished (timing, benchmarks). The default does nothing: the
+    /// kernels of a synchronous backend have finished when they return.</summary>
+    void Synchronize()
+    {
+    }
+
+    /// <summary>A one-line description of the hardware behind the backend (GPU name, memory, multiprocessors).</summary>
+    string Describe() => Name;
+
+    /// <summary>
+    /// Lays out the optimizer state of <paramref name="parameters"/> for single-kernel updates when the backend can
+    /// (see <see cref="IFusedParameterGroup"/>); null otherwise (the default), and the optimizer runs the
+    /// per-parameter kernels.
+    /// </summary>
+    internal IFusedParameterGroup? TryCreateFusedGroup(IReadOnlyList<Tensor> parameters) => null;
+
     /// <summary>Host → device copy into a contiguous tensor.</summary>
     void Upload(Tensor dst, ReadOnlySpan<float> src);
 

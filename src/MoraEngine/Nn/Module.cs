@@ -127,7 +127,7 @@ public abstract class Module
 
     /// <summary>
     /// Moves every parameter to <paramref name="device"/> in place (the tensor objects stay the same, so adapters and
-    /// references keep working; gradients are dropped). On an ILGPU device the parameters share one buffer. Call it
+    /// references keep working; gradients are dropped). The backend allocates them together (<see cref="Backends.IBackend.AllocateMany"/>: on an ILGPU device they share one buffer). Call it
     /// after attaching adapters and before creating the optimizer. Returns this module.
     /// </summary>
     public Module To(Device device)
@@ -138,11 +138,7 @@ public abstract class Module
         foreach (var p in Parameters())
             if (!ReferenceEquals(p.Device, device) && seen.Add(p)) moving.Add(p);
         if (moving.Count == 0) return this;
-        Storage[] storages;
-        if (device.Backend is Backends.Ilgpu.IlgpuBackend ilgpu)
-            storages = ilgpu.AllocateArena(device, moving.Select(p => p.Length).ToArray(), out _);
-        else
-            storages = moving.Select(p => device.Backend.Allocate(device, p.Length)).ToArray();
+        var storages = device.Backend.AllocateMany(device, moving.Select(p => p.Length).ToArray());
         for (var i = 0; i < moving.Count; i++) moving[i].MoveTo(storages[i]);
         return this;
     }

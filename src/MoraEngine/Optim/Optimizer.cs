@@ -15,7 +15,7 @@ public abstract class Optimizer
     /// The parameters, gradients and state laid out for single-kernel updates on an ILGPU device (null elsewhere):
     /// gradients live in persistent buffers of one arena, so clipping and the update are one launch each.
     /// </summary>
-    internal Backends.Ilgpu.FusedParameterGroup? Fused { get; private protected set; }
+    internal IFusedParameterGroup? Fused { get; private protected set; }
 
     /// <summary>The parameters this optimizer updates.</summary>
     public Tensor[] Parameters { get; }
@@ -56,8 +56,8 @@ public abstract class Optimizer
             var valid = new float[Parameters.Length];
             for (var i = 0; i < valid.Length; i++)
                 valid[i] = ReferenceEquals(Parameters[i].Grad, Fused.Grads[i]) && Parameters[i].GradValid ? 1f : 0f;
-            var n = Math.Sqrt(Fused.Backend.FusedSumSquares(Fused, valid));
-            if (maxNorm > 0 && n > maxNorm) Fused.Backend.FusedScale(Fused, (float)(maxNorm / (n + 1e-6)), valid);
+            var n = Math.Sqrt(Fused.SumSquares(valid));
+            if (maxNorm > 0 && n > maxNorm) Fused.Scale((float)(maxNorm / (n + 1e-6)), valid);
             return n;
         }
         double sum = 0;
@@ -101,9 +101,9 @@ public sealed class AdamW : Optimizer
         _m = new Tensor?[Parameters.Length];
         _v = new Tensor?[Parameters.Length];
         _steps = new int[Parameters.Length];
-        // On an ILGPU device with the parameters in one arena (Module.To), state and gradients get arenas too and
-        // the update is one kernel over all parameters.
-        Fused = Backends.Ilgpu.IlgpuBackend.TryCreateFusedGroup(Parameters);
+        // When the backend can (ILGPU, with the parameters in one arena from Module.To), state and gradients get
+        // arenas too and the update is one kernel over all parameters.
+        Fused = Parameters.Length > 0 ? Parameters[0].Device.Backend.TryCreateFusedGroup(Parameters) : null;
         if (Fused != null)
         {
             for (var i = 0; i < Parameters.Length; i++)
@@ -147,7 +147,7 @@ public sealed class AdamW : Optimizer
                 per[4 * i + 2] = a.InvBc2Sqrt;
                 per[4 * i + 3] = 1f;
             }
-            Fused.Backend.FusedAdamW(Fused, AdamStep.Create(LearningRate, _beta1, _beta2, _eps, 0, 1), per);
+            Fused.AdamW(AdamStep.Create(LearningRate, _beta1, _beta2, _eps, 0, 1), per);
             return;
         }
         for (var i = 0; i < Parameters.Length; i++)

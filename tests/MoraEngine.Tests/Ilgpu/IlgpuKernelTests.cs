@@ -1,5 +1,6 @@
 using MoraEngine.Backends;
 using MoraEngine.Backends.Ilgpu;
+using MoraEngine.Diagnostics;
 using Xunit;
 
 namespace MoraEngine.Tests.Ilgpu;

@@ -1,4 +1,5 @@
 using MoraEngine.Backends;
+using MoraEngine.Diagnostics;
 using MoraEngine.Nn;
 using Xunit;
 

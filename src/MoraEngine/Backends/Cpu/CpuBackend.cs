@@ -11,6 +11,9 @@ public sealed partial class CpuBackend : IBackend
 
     public Storage Allocate(Device device, int length) => new CpuStorage(device, GC.AllocateUninitializedArray<float>(length));
 
+    /// <summary>A one-line description: managed SIMD kernels on the machine's cores.</summary>
+    public string Describe() => $"managed SIMD backend, {Environment.ProcessorCount} cores";
+
     public void Upload(Tensor dst, ReadOnlySpan<float> src) => src.CopyTo(dst.Span);
 
     public void Download(Tensor src, Span<float> dst) => src.Span.CopyTo(dst);

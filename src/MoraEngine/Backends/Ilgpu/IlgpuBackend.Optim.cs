@@ -59,7 +59,7 @@ public sealed partial class IlgpuBackend
 /// the same layout, and a device table of segments (parameter start, state start, element offset). Built by
 /// <see cref="IlgpuBackend.TryCreateFusedGroup"/>; null when the parameters do not share one arena.
 /// </summary>
-internal sealed class FusedParameterGroup
+internal sealed class FusedParameterGroup : IFusedParameterGroup
 {
     internal FusedParameterGroup(IlgpuBackend backend, ArrayView<float> parameters, Tensor[] grads, Tensor[] m, Tensor[] v,
         ArrayView<float> gradArena, ArrayView<float> mArena, ArrayView<float> vArena, ArrayView<int> table, int count, int total)
@@ -93,6 +93,12 @@ internal sealed class FusedParameterGroup
 
     /// <summary>Elements over all parameters.</summary>
     public int Total { get; }
+
+    public double SumSquares(float[] valid) => Backend.FusedSumSquares(this, valid);
+
+    public void Scale(float scale, float[] valid) => Backend.FusedScale(this, scale, valid);
+
+    public void AdamW(AdamStep common, float[] perParam) => Backend.FusedAdamW(this, common, perParam);
 }
 
 public sealed partial class IlgpuBackend
@@ -102,6 +108,9 @@ public sealed partial class IlgpuBackend
     /// persistent gradient buffer (its <see cref="Tensor.Grad"/>, marked stale) in one arena and allocates the moment
     /// arenas. Null when the parameters are not all on this device in one arena (then the per-parameter kernels run).
     /// </summary>
+    IFusedParameterGroup? IBackend.TryCreateFusedGroup(IReadOnlyList<Tensor> parameters) => TryCreateFusedGroup(parameters);
+
+    /// <inheritdoc cref="IBackend.TryCreateFusedGroup"/>
     internal static FusedParameterGroup? TryCreateFusedGroup(IReadOnlyList<Tensor> parameters)
     {
         if (parameters.Count == 0 || parameters[0].Device.Backend is not IlgpuBackend be) return null;

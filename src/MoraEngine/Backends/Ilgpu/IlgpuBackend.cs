@@ -71,6 +71,9 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
         return new IlgpuStorage(device, buffer, 0, length, owner: true);
     }
 
+    /// <summary>The storages share one buffer (an arena, <see cref="AllocateArena"/>), so an optimizer can update them in one kernel.</summary>
+    public Storage[] AllocateMany(Device device, IReadOnlyList<int> lengths) => [.. AllocateArena(device, lengths, out _)];
+
     /// <summary>One buffer sliced into consecutive storages of the given lengths (each start aligned to 64 floats).</summary>
     internal IlgpuStorage[] AllocateArena(Device device, IReadOnlyList<int> lengths, out MemoryBuffer1D<float, Stride1D.Dense> arena)
     {
@@ -308,7 +311,7 @@ public sealed partial class IlgpuBackend : IBackend, IDisposable
     }
 
     /// <summary>A short description: accelerator name, memory, multiprocessors.</summary>
-    internal string Describe() =>
+    public string Describe() =>
         _acc is CudaAccelerator cuda
             ? $"{cuda.Name}, {cuda.MemorySize / (1L << 30)} GiB, {cuda.NumMultiprocessors} SMs, compute {cuda.Architecture}"
             : _acc is CPUAccelerator ? $"ILGPU CPU accelerator (warp {_acc.WarpSize}, groups up to {_acc.MaxNumThreadsPerGroup} threads)" : _acc.Name;

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using MoraEngine.Nn;
 using MoraEngine.Optim;
+using MoraEngine.Training;
 
-namespace MoraEngine.Training;
+namespace MoraEngine.Diagnostics;
 
 /// <summary>Result of timing training steps.</summary>
 public sealed record StepBenchResult(string Config, string Method, long TrainableParams, long TotalParams, double MedianMs, double MinMs, int Steps, long PoolBuffersAfterWarmup, long PoolBuffersAtEnd, long PeakBytes = 0);

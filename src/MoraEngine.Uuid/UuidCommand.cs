@@ -1,16 +1,15 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using MoraEngine.Examples.Uuid;
 using Spectre.Console;
 
-namespace MoraEngine.Cli.Commands;
+namespace MoraEngine.Examples.Uuid;
 
 /// <summary>
 /// <c>mora uuid</c>: the MoRA paper's memory experiment (also the whole of <c>examples/UuidMemorization</c>, which
-/// compiles this file). The logic lives in <see cref="UuidExperiment"/>; this is options and display.
+/// calls <see cref="CreateRoot"/>). The logic lives in <see cref="UuidExperiment"/>; this is options and display.
 /// </summary>
-internal static class UuidCommand
+public static class UuidCommand
 {
     private const string Description =
         "UUID memorisation: a small GPT learns the format of key→value UUID pairs, then FFT, LoRA and MoRA each fine-tune a copy on N fixed pairs; compares character accuracy, exact match and time.";

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace MoraEngine.Backends.Ilgpu;
+namespace MoraEngine.Diagnostics;
 
 /// <summary>SGEMM throughput of an ILGPU device (<c>mora bench gemm --device cuda</c>).</summary>
 internal static class IlgpuGemmBench
@@ -12,7 +12,8 @@ internal static class IlgpuGemmBench
     /// </summary>
     public static double MeasureGflops(Device device, int size, int repeats, bool transA = false, bool transB = false)
     {
-        var be = device.Backend as IlgpuBackend ?? throw new ArgumentException($"IlgpuGemmBench: {device.Name} is not an ILGPU device.");
+        if (ReferenceEquals(device, Device.Cpu)) throw new ArgumentException("IlgpuGemmBench: the CPU is measured by GemmBench; give a GPU device.");
+        var be = device.Backend;
         var rng = new Rng(12345);
         var n = size;
         var a = Tensor.RandU(rng, -0.5f, 0.5f, n, n).To(device);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
+using MoraEngine.Backends.Cpu;
 
-namespace MoraEngine.Backends.Cpu;
+namespace MoraEngine.Diagnostics;
 
 /// <summary>Quick SGEMM throughput probe used by the CLI (<c>mora bench gemm --size N</c>).</summary>
 internal static class GemmBench

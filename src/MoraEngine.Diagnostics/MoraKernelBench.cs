@@ -1,7 +1,8 @@
 using System.Diagnostics;
+using MoraEngine.Adapters;
 using MoraEngine.Backends;
 
-namespace MoraEngine.Adapters;
+namespace MoraEngine.Diagnostics;
 
 /// <summary>
 /// Specialised vs generic MoRA kernels, and MoRA vs LoRA, on one layer shape over a batch of tokens: what
@@ -220,7 +221,7 @@ internal static class MoraKernelBench
             hotGeneric += med[5 + 2 * k];
             hotFast += med[6 + 2 * k];
         }
-        var specialised = device.Backend is Backends.Ilgpu.IlgpuBackend ? layer.Fast.DeviceKernels != null : layer.Fast.Kernels != null;
+        var specialised = ReferenceEquals(device, Device.Cpu) ? layer.Fast.Kernels != null : layer.Fast.DeviceKernels != null;
         return new Result(inFeatures, outFeatures, rank, type, layer.Fast.RHat, tokens, specialised,
             med[0], med[1], med[2], med[3], med[4], hotGeneric, hotFast, layer.KernelBytes, med[13], layer.StreamBytes);
     }

@@ -1,11 +1,12 @@
 using System.Globalization;
 using MoraEngine.Adapters;
+using MoraEngine.Backends;
 using MoraEngine.Backends.Ilgpu;
 using MoraEngine.Nn;
 using MoraEngine.Optim;
 using MoraEngine.Training;
 
-namespace MoraEngine.Backends;
+namespace MoraEngine.Diagnostics;
 
 /// <summary>
 /// Kernel parity checks of a device against the managed CPU reference: every <see cref="IBackend"/> member on
