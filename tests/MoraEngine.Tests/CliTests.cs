@@ -9,21 +9,7 @@ public class ConsoleCollection;
 [Collection("Console")]
 public class CliTests
 {
-    private static (int Code, string Out) Run(params string[] args)
-    {
-        var old = Console.Out;
-        var sw = new StringWriter();
-        Console.SetOut(sw);
-        try
-        {
-            var code = MoraCli.Build().Parse(args).Invoke();
-            return (code, sw.ToString());
-        }
-        finally
-        {
-            Console.SetOut(old);
-        }
-    }
+    private static (int Code, string Out) Run(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public void Train_CopyTask_WritesCheckpointAndWeights_ThenResumes()
@@ -111,19 +97,7 @@ public class CliTests
 [Collection("Console")]
 public class CliAdapterTests
 {
-    private static int Run(params string[] args)
-    {
-        var old = Console.Out;
-        Console.SetOut(new StringWriter());
-        try
-        {
-            return MoraCli.Build().Parse(args).Invoke();
-        }
-        finally
-        {
-            Console.SetOut(old);
-        }
-    }
+    private static int Run(params string[] args) => CliRunner.Run(args).Code;
 
     [Fact]
     public void FineTuneWithMora_ThenMergeAndAnalyze()

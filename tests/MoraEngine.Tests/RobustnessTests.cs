@@ -13,19 +13,7 @@ namespace MoraEngine.Tests;
 [Collection("Console")]
 public class ResumePlanTests
 {
-    private static int Run(params string[] args)
-    {
-        var old = Console.Out;
-        Console.SetOut(new StringWriter());
-        try
-        {
-            return MoraCli.Build().Parse(args).Invoke();
-        }
-        finally
-        {
-            Console.SetOut(old);
-        }
-    }
+    private static int Run(params string[] args) => CliRunner.Run(args).Code;
 
     private static string[] Copy(string dir, params string[] extra) =>
         ["train", "--copy-length", "4", "--out", dir, "--checkpoint-every", "5", .. extra];

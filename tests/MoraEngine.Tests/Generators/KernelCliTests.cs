@@ -7,20 +7,7 @@ namespace MoraEngine.Tests.Generators;
 [Collection("Console")]
 public class KernelCliTests
 {
-    private static (int Code, string Out) Run(params string[] args)
-    {
-        var old = Console.Out;
-        var sw = new StringWriter();
-        Console.SetOut(sw);
-        try
-        {
-            return (MoraCli.Build().Parse(args).Invoke(), sw.ToString());
-        }
-        finally
-        {
-            Console.SetOut(old);
-        }
-    }
+    private static (int Code, string Out) Run(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public void Info_ListsLoadedSpecialisations()

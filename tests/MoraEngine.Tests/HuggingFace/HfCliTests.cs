@@ -10,21 +10,7 @@ namespace MoraEngine.Tests.HfModels;
 [Collection("Console")]
 public class HfCliTests
 {
-    private static (int Code, string Out) Run(params string[] args)
-    {
-        var old = Console.Out;
-        var sw = new StringWriter();
-        Console.SetOut(sw);
-        try
-        {
-            var code = MoraCli.Build().Parse(args).Invoke();
-            return (code, sw.ToString());
-        }
-        finally
-        {
-            Console.SetOut(old);
-        }
-    }
+    private static (int Code, string Out) Run(params string[] args) => CliRunner.Run(args);
 
     private const string Text = """
         The quick brown fox jumps over the lazy dog. A small model learns the shape of words before their meaning.

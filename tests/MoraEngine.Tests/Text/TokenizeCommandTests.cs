@@ -11,20 +11,7 @@ public class TokenizeCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static (int Code, string Out) Run(params string[] args)
-    {
-        var old = Console.Out;
-        var sw = new StringWriter();
-        Console.SetOut(sw);
-        try
-        {
-            return (MoraCli.Build().Parse(args).Invoke(), sw.ToString());
-        }
-        finally
-        {
-            Console.SetOut(old);
-        }
-    }
+    private static (int Code, string Out) Run(params string[] args) => CliRunner.Run(args);
 
     private string TextFile(string text)
     {
