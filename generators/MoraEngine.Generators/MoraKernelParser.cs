@@ -18,8 +18,8 @@ namespace MoraEngine.Generators
         /// <summary>Config files the generator reads: AdditionalFiles whose name ends with this.</summary>
         public const string ConfigSuffix = ".mora.json";
 
-        private static readonly int[] KnownTypes = { 0, 1, 2, 3, 4, 6 };
-        private static readonly string[] KnownTargets = { "q", "k", "v", "o", "up", "down", "gate" };
+        private static readonly int[] KnownTypes = MoraEngine.Shared.MoraShapes.KnownTypes;
+        private static readonly string[] KnownTargets = MoraEngine.Shared.MoraShapes.KnownTargets;
         private static readonly string[] DefaultTargets = { "q", "k", "v", "o", "up", "down" };
         private static readonly int[] DefaultTypes = { 1, 6 };
         private const int DefaultRank = 8;
@@ -28,12 +28,8 @@ namespace MoraEngine.Generators
         /// r̂ for a LoRA rank r, exactly as <c>MoraOperator.RankHat</c>: ⌊√((in + out)·r) + 0.5⌋, rounded down to even
         /// for RoPE (type 6), r itself for truncation (type 0).
         /// </summary>
-        public static int RankHat(int inFeatures, int outFeatures, int loraRank, int type)
-        {
-            if (type == 0) return loraRank;
-            var r = (int)Math.Floor(Math.Sqrt((double)(inFeatures + (long)outFeatures) * loraRank) + 0.5);
-            return type == 6 ? r / 2 * 2 : r;
-        }
+        public static int RankHat(int inFeatures, int outFeatures, int loraRank, int type) =>
+            MoraEngine.Shared.MoraShapes.RankHat(inFeatures, outFeatures, loraRank, type);
 
         /// <summary>One <c>[assembly: MoraKernel(...)]</c> application.</summary>
         public static ParseResult ParseAttribute(AttributeData attribute, CancellationToken ct)
@@ -107,10 +103,24 @@ namespace MoraEngine.Generators
                 return Fail("MORA006", $"ff_hidden must be a non-negative integer, got {Show(fv)}");
             if (o.TryGetValue("layers", out var lv) && (!IsInt(lv, out var layers) || layers <= 0))
                 return Fail("MORA006", $"layers must be a positive integer, got {Show(lv)}");
+            var huggingFace = false;
+            if (o.TryGetValue("layout", out var lay) && lay is not null)
+            {
+                if (lay is not string ls || (ls.ToLowerInvariant() != "engine" && ls.ToLowerInvariant() != "huggingface"))
+                    return Fail("MORA006", $"layout must be \"Engine\" or \"HuggingFace\", got {Show(lay)}");
+                huggingFace = ls.ToLowerInvariant() == "huggingface";
+            }
+            var heads = 0;
+            if (o.TryGetValue("heads", out var hv) && hv is not null && (!IsInt(hv, out heads) || heads <= 0 || d % heads != 0))
+                return Fail("MORA006", $"heads must be a positive integer dividing d_model, got {Show(hv)}");
+            var kvHeads = 0;
+            if (o.TryGetValue("kv_heads", out var kvv) && kvv is not null && (!IsInt(kvv, out kvHeads) || kvHeads < 0 || kvHeads > 0 && (heads == 0 || heads % kvHeads != 0)))
+                return Fail("MORA006", $"kv_heads must be 0 or divide heads, got {Show(kvv)}");
+            var kvWidth = kvHeads > 0 ? kvHeads * (d / heads) : d;
 
             if (!IntList(o, "rank", new[] { DefaultRank }, out var ranks, out var error)) return Fail("MORA006", error);
             if (!IntList(o, "mora_type", DefaultTypes, out var types, out error)) return Fail("MORA006", error);
-            var targets = DefaultTargets;
+            var targets = huggingFace ? KnownTargets : DefaultTargets;
             if (o.TryGetValue("target_modules", out var tv))
             {
                 if (tv is not List<object?> list || list.Count == 0 || list.Any(t => t is not string))
@@ -121,19 +131,12 @@ namespace MoraEngine.Generators
                     return Fail("MORA006", $"unknown target module '{unknown}' (known: {string.Join(", ", KnownTargets)})");
             }
 
-            // (in, out) exactly as AdapterBudget.TargetShapes: q, k, v, o are d × d, gate (LLaMA only) and up d → ff,
-            // down ff → d.
-            var ff = ffHidden > 0 ? ffHidden : arch == "gpt2" ? 4 * d : (int)Math.Ceiling(8.0 * d / 3 / 32) * 32;
+            // (in, out) exactly as AdapterBudget.TargetShapes: the same shared shape math, deduplicated.
+            var llama = arch == "llama";
+            var ff = MoraEngine.Shared.MoraShapes.FfHidden(llama, d, ffHidden);
             var shapes = new List<(int In, int Out)>();
-            void Add(int i, int j)
-            {
+            foreach (var (_, _, i, j) in MoraEngine.Shared.MoraShapes.BlockShapes(llama, huggingFace, d, ff, kvWidth, targets))
                 if (!shapes.Contains((i, j))) shapes.Add((i, j));
-            }
-            foreach (var t in new[] { "q", "k", "v", "o" })
-                if (targets.Contains(t)) Add(d, d);
-            if (arch == "llama" && targets.Contains("gate")) Add(d, ff);
-            if (targets.Contains("up")) Add(d, ff);
-            if (targets.Contains("down")) Add(ff, d);
 
             var requests = new List<KernelRequest>();
             foreach (var (i, j) in shapes)

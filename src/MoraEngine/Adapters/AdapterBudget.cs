@@ -10,28 +10,12 @@ public static class AdapterBudget
     {
         var set = (targets ?? AdapterConfig.KnownTargets).ToHashSet();
         var n = LayerNames.For(c);
-        var ff = c.FfHiddenResolved;
-        var kv = c.KvHeadsResolved * c.HeadDim;
+        var block = Shared.MoraShapes.BlockShapes(c.Architecture == Architecture.Llama, c.Layout == ModelLayout.HuggingFace, c.DModel,
+            c.FfHiddenResolved, c.KvHeadsResolved * c.HeadDim, set);
         var root = n.Root == null ? "" : n.Root + ".";
         for (var i = 0; i < c.Layers; i++)
-        {
-            var attn = $"{root}{n.Blocks}.{i}.{n.Attn}.";
-            var mlp = $"{root}{n.Blocks}.{i}.{n.Mlp}.";
-            if (n.Qkv != null)
-            {
-                if (set.Contains(n.Qkv)) yield return (attn + n.Qkv, c.DModel, c.DModel + 2 * kv);
-            }
-            else
-            {
-                if (set.Contains(n.Q)) yield return (attn + n.Q, c.DModel, c.DModel);
-                if (set.Contains(n.K)) yield return (attn + n.K, c.DModel, kv);
-                if (set.Contains(n.V)) yield return (attn + n.V, c.DModel, kv);
-            }
-            if (set.Contains(n.O)) yield return (attn + n.O, c.DModel, c.DModel);
-            if (c.Architecture == Architecture.Llama && set.Contains(n.Gate)) yield return (mlp + n.Gate, c.DModel, ff);
-            if (set.Contains(n.Up)) yield return (mlp + n.Up, c.DModel, ff);
-            if (set.Contains(n.Down)) yield return (mlp + n.Down, ff, c.DModel);
-        }
+            foreach (var (leaf, mlp, inF, outF) in block)
+                yield return ($"{root}{n.Blocks}.{i}.{(mlp ? n.Mlp : n.Attn)}.{leaf}", inF, outF);
     }
 
     /// <summary>Σ r·(in + out) over the targeted layers.</summary>

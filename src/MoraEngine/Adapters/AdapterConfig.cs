@@ -23,11 +23,7 @@ public sealed record AdapterConfig
     /// The layer names adapters may target: the engine's own (q, k, v, o, up, down, gate) and Hugging Face's (GPT-2's
     /// c_attn, c_proj, c_fc; LLaMA's q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj).
     /// </summary>
-    public static readonly string[] KnownTargets =
-    [
-        "q", "k", "v", "o", "up", "down", "gate",
-        "c_attn", "c_proj", "c_fc", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-    ];
+    public static readonly string[] KnownTargets = Shared.MoraShapes.KnownTargets;
 
     /// <summary>The default targets for a model's layout: every linear layer but the head.</summary>
     public static string[] DefaultTargets(Nn.ModelConfig model) =>

@@ -22,9 +22,7 @@ public sealed class MoraOperator
         if (inFeatures <= 0 || outFeatures <= 0 || loraRank <= 0)
             throw new ArgumentException($"MoraOperator.RankHat: in ({inFeatures}), out ({outFeatures}) and LoRA rank ({loraRank}) must be positive.");
         CheckType(type, "MoraOperator.RankHat");
-        if (type == MoraType.Truncation) return loraRank;
-        var r = (int)Math.Floor(Math.Sqrt((double)(inFeatures + (long)outFeatures) * loraRank) + 0.5);
-        return type == MoraType.Rope ? r / 2 * 2 : r;
+        return Shared.MoraShapes.RankHat(inFeatures, outFeatures, loraRank, (int)type);
     }
 
     /// <summary>An operator for a layer of <paramref name="inFeatures"/> → <paramref name="outFeatures"/> with an r̂ × r̂ matrix.</summary>

@@ -69,8 +69,7 @@ public sealed record ModelConfig
 
     /// <summary>The MLP hidden size in use.</summary>
     [JsonIgnore]
-    public int FfHiddenResolved => FfHidden > 0 ? FfHidden
-        : Architecture == Architecture.Gpt2 ? 4 * DModel : (int)Math.Ceiling(8.0 * DModel / 3 / 32) * 32;
+    public int FfHiddenResolved => Shared.MoraShapes.FfHidden(Architecture == Architecture.Llama, DModel, FfHidden);
 
     /// <summary>The model's parameter count, from the shapes alone (nothing is allocated).</summary>
     public long ParameterCount()

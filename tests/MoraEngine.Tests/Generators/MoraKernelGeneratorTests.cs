@@ -71,6 +71,26 @@ public class MoraKernelGeneratorTests
     }
 
     [Fact]
+    public void HuggingFaceLayoutConfig_GetsTheShapesTheRuntimeAdapts()
+    {
+        // A GPT-2 in HF's layout: the fused c_attn is d → 3d, the two c_proj are d → d and 4d → d, c_fc d → 4d.
+        const string gpt2 = """{ "architecture": "Gpt2", "layout": "HuggingFace", "d_model": 64, "heads": 4, "rank": 2, "mora_type": 1 }""";
+        var (diagnostics, sources, errors) = GeneratorHarness.Run("", ("gpt2.mora.json", gpt2));
+        Assert.Empty(diagnostics);
+        Assert.Empty(errors);
+        var cfg = new MoraEngine.Nn.ModelConfig { Architecture = MoraEngine.Nn.Architecture.Gpt2, Layout = MoraEngine.Nn.ModelLayout.HuggingFace, DModel = 64, Heads = 4 };
+        var expected = MoraEngine.Adapters.AdapterBudget.TargetShapes(cfg).Select(t => (t.In, t.Out)).Distinct()
+            .Select(t => $"MoraKernels.{t.In}x{t.Out}.r{MoraEngine.Adapters.MoraOperator.RankHat(t.In, t.Out, 2, MoraEngine.Adapters.MoraType.Sharing)}.Sharing.g.cs");
+        Assert.Equal(expected.Append("MoraKernelRegistration.g.cs").Order(StringComparer.Ordinal), sources.Keys.Order(StringComparer.Ordinal));
+        Assert.Contains("MoraKernels.64x192.r23.Sharing.g.cs", sources.Keys);
+        // A LLaMA with grouped-query attention: k_proj and v_proj are d → kv_heads·head_dim.
+        const string llama = """{ "architecture": "Llama", "layout": "HuggingFace", "d_model": 64, "heads": 4, "kv_heads": 2, "rank": 2, "mora_type": 1, "target_modules": ["k_proj"] }""";
+        (diagnostics, sources, _) = GeneratorHarness.Run("", ("llama.mora.json", llama));
+        Assert.Empty(diagnostics);
+        Assert.Contains("MoraKernels.64x32.r14.Sharing.g.cs", sources.Keys);
+    }
+
+    [Fact]
     public void ConfigFile_DefaultsToRank8AndTypes1And6()
     {
         var (diagnostics, sources, _) = GeneratorHarness.Run("", ("tiny.mora.json", """{ "architecture": "Gpt2", "d_model": 64 }"""));
