@@ -54,7 +54,7 @@ internal static class BenchCommand
     private static Command Step()
     {
         var config = new Option<string>("--config") { Description = "Model preset (small-cpu, small-gpu, small-llama, tiny) or a JSON config file.", DefaultValueFactory = _ => "small-cpu" };
-        var method = new Option<string>("--method") { Description = "What trains: fft (every parameter), lora or mora (adapters on q,k,v,o,up,down).", DefaultValueFactory = _ => "fft" };
+        var method = new Option<string>("--method") { Description = "What trains: fft (every parameter), lora or mora (adapters on every linear layer but the head), or frozen (every linear layer frozen, no adapter: the floor under the adapters).", DefaultValueFactory = _ => "fft" };
         var rank = new Option<int>("--rank") { Description = "LoRA rank r (MoRA matches its parameter budget).", DefaultValueFactory = _ => 8 };
         var moraType = new Option<int>("--mora-type") { Description = "MoRA operator type: 0, 1, 2, 3, 4 or 6.", DefaultValueFactory = _ => 1 };
         var batch = new Option<int?>("--batch") { Description = "Rows per step (default 64 for small-gpu, 16 otherwise)." };
@@ -77,9 +77,19 @@ internal static class BenchCommand
             Action<TransformerModel>? prepare = m switch
             {
                 "fft" => null,
+                // The floor under every adapter: all linear layers frozen, nothing added (norms and embeddings train,
+                // so the backward still runs through every layer).
+                "frozen" => model =>
+                {
+                    foreach (var (_, l) in model.Linears())
+                    {
+                        l.Weight.RequiresGrad = false;
+                        if (l.Bias != null) l.Bias.RequiresGrad = false;
+                    }
+                },
                 "lora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Lora, Rank = rk, TargetModules = targets }),
                 "mora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Mora, Rank = rk, MoraType = (MoraType)mt, TargetModules = targets }),
-                _ => throw new ArgumentException($"--method '{m}' is not known (fft, lora, mora)."),
+                _ => throw new ArgumentException($"--method '{m}' is not known (fft, frozen, lora, mora)."),
             };
             if (m == "mora" && !Enum.IsDefined((MoraType)mt)) throw new ArgumentException($"--mora-type {mt} is not known (0, 1, 2, 3, 4, 6).");
             var dev = CliDevice.Resolve(r.GetValue(device)!);
@@ -89,19 +99,19 @@ internal static class BenchCommand
             var seqLen = r.GetValue(seq);
             if (seqLen is { } sl && (sl < 1 || sl > cfg.Context)) throw new ArgumentException($"--seq must be in [1, {cfg.Context}], got {sl}.");
             var res = StepBench.Run(cfg, configName, m, rows, r.GetValue(warmup), r.GetValue(steps), prepare, dev, seqLen);
-            var loraParams = m == "fft" ? 0 : AdapterBudget.LoraParameters(cfg, rk, targets);
+            var loraParams = m is "fft" or "frozen" ? 0 : AdapterBudget.LoraParameters(cfg, rk, targets);
             if (r.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     benchmark = "step", device = dev.Name, config = res.Config, method = res.Method, batch = rows,
-                    rank = m == "fft" ? (int?)null : rk, mora_type = m == "mora" ? mt : (int?)null,
+                    rank = m is "fft" or "frozen" ? (int?)null : rk, mora_type = m == "mora" ? mt : (int?)null,
                     trainable_params = res.TrainableParams, ms_per_step = Math.Round(res.MedianMs, 2), min_ms = Math.Round(res.MinMs, 2),
                     pool_buffers_after_warmup = res.PoolBuffersAfterWarmup, pool_buffers_at_end = res.PoolBuffersAtEnd,
                     seq = seqLen ?? cfg.Context, peak_bytes = res.PeakBytes, tf32 = useTf32,
                 }));
             else
             {
-                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} on {Markup.Escape(dev.Name)}{(useTf32 ? " (TF32)" : "")}, batch {rows}: {res.Method}{(m == "fft" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters, peak memory {res.PeakBytes / 1048576.0:F0} MiB");
+                AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} on {Markup.Escape(dev.Name)}{(useTf32 ? " (TF32)" : "")}, batch {rows}: {res.Method}{(m is "fft" or "frozen" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters, peak memory {res.PeakBytes / 1048576.0:F0} MiB");
                 if (m == "mora")
                     AnsiConsole.MarkupLine($"  LoRA at r={rk} would train {loraParams:N0}: MoRA/LoRA = {(double)res.TrainableParams / loraParams:F4}");
             }

@@ -41,6 +41,9 @@ public sealed class LoraAdapter : LinearAdapter
     public override Tensor Forward(Tensor x, Tensor baseOutput) =>
         Ops.LoraDelta(Ops.Dropout(x, _dropout, _dropRng, Training), A, B, Scaling, baseOutput);
 
+    internal override Tensor ForwardOwned(Tensor x, Tensor baseOutput) =>
+        Ops.LoraDelta(Ops.Dropout(x, _dropout, _dropRng, Training), A, B, Scaling, baseOutput, ownsBase: true);
+
     public override Tensor DeltaWeight()
     {
         using var _ = Graph.NoGrad();

@@ -54,6 +54,9 @@ public sealed class MoraAdapter : LinearAdapter
     public override Tensor Forward(Tensor x, Tensor baseOutput) =>
         Ops.MoraDelta(Ops.Dropout(x, _dropout, _dropRng, Training), M, Operator, baseOutput);
 
+    internal override Tensor ForwardOwned(Tensor x, Tensor baseOutput) =>
+        Ops.MoraDelta(Ops.Dropout(x, _dropout, _dropRng, Training), M, Operator, baseOutput, ownsBase: true);
+
     public override Tensor DeltaWeight()
     {
         using var _ = Graph.NoGrad();

@@ -119,7 +119,7 @@ public sealed class MoraOperator
     /// <summary>
     /// Rope: the leading chunks whose outputs reach y, min(G, ⌈out / r̂⌉) (later chunks are cut off by
     /// f_decomp, so they contribute neither to ΔW·x nor to any gradient); 1 for the other types.
-    /// <see cref="Ops.MoraDelta"/> computes only these.
+    /// <see cref="Ops.MoraDelta(Tensor, Tensor, MoraOperator, Tensor)"/> computes only these.
     /// </summary>
     public int ActiveChunks { get; }
 

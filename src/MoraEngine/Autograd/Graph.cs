@@ -62,6 +62,24 @@ public static class Graph
         return (t.Grad, true);
     }
 
+    /// <summary>
+    /// Adds <paramref name="gy"/> to <paramref name="t"/>'s gradient. With <paramref name="alias"/>, when this is the
+    /// first contribution, <paramref name="t"/>'s gradient becomes <paramref name="gy"/> itself instead of a copy: for
+    /// ops whose output equals an input plus something (an adapter's y = base + Δ) when that input has no other
+    /// consumer, so nothing can later add into the shared buffer.
+    /// </summary>
+    internal static void PassGradient(Tensor t, Tensor gy, bool alias)
+    {
+        if (alias && t.Grad == null && ShapeUtil.Equal(t.Shape, gy.Shape) && !gy.IsTransposed)
+        {
+            t.Grad = gy;
+            t.GradValid = true;
+            return;
+        }
+        var (g, acc) = GradSlot(t);
+        t.Device.Backend.Scale(gy, 1f, g, acc);
+    }
+
     /// <summary>The gradient buffer of <paramref name="t"/>, zero-filled if it held no valid gradient (for kernels that scatter).</summary>
     internal static Tensor GradZeroed(Tensor t)
     {

@@ -9,6 +9,12 @@ public abstract class LinearAdapter : Module
     /// <summary>Returns <paramref name="baseOutput"/> plus this adapter's contribution for input <paramref name="x"/>.</summary>
     public abstract Tensor Forward(Tensor x, Tensor baseOutput);
 
+    /// <summary>
+    /// As <see cref="Forward"/>, for a <paramref name="baseOutput"/> that the caller hands over (the layer's own fresh
+    /// output, read by nothing else): built-in adapters add into it in place. Defaults to <see cref="Forward"/>.
+    /// </summary>
+    internal virtual Tensor ForwardOwned(Tensor x, Tensor baseOutput) => Forward(x, baseOutput);
+
     /// <summary>The update as an explicit [out, in] matrix (for merging), computed without autodiff.</summary>
     public abstract Tensor DeltaWeight();
 
@@ -61,6 +67,6 @@ public sealed class Linear : Module
     public Tensor Forward(Tensor x)
     {
         var y = Ops.Linear(x, Weight, Bias);
-        return Adapter == null || Adapter.IsMerged ? y : Adapter.Forward(x, y);
+        return Adapter == null || Adapter.IsMerged ? y : Adapter.ForwardOwned(x, y);
     }
 }

@@ -8,7 +8,12 @@ public static partial class Ops
     /// LoRA's update added to a layer's output: baseOutput + scale·(x·Aᵀ)·Bᵀ for x [.., in], A [r, in], B [out, r],
     /// as two GEMMs over all tokens (the second accumulates straight into the output) with a fused backward.
     /// </summary>
-    public static Tensor LoraDelta(Tensor x, Tensor a, Tensor b, float scale, Tensor baseOutput)
+    public static Tensor LoraDelta(Tensor x, Tensor a, Tensor b, float scale, Tensor baseOutput) =>
+        LoraDelta(x, a, b, scale, baseOutput, ownsBase: false);
+
+    // ownsBase: The caller hands over baseOutput, which nothing else reads (a
+    // layer's fresh output): the update is added into its buffer and the gradient passes through without copies.
+    internal static Tensor LoraDelta(Tensor x, Tensor a, Tensor b, float scale, Tensor baseOutput, bool ownsBase)
     {
         Tensor.SameDevice("LoraDelta", x, a);
         Tensor.SameDevice("LoraDelta", a, b);
@@ -25,17 +30,19 @@ public static partial class Ops
         var be = x.Device.Backend;
         var h = Tensor.Empty(x.Device, [rows, r]);
         be.Gemm(1, rows, r, inF, 1f, x, false, 0, a, true, 0, 0f, h, 0);
-        var y = Tensor.Empty(x.Device, (int[])baseOutput.ShapeArray.Clone());
-        be.Copy(baseOutput, y);
+        Tensor y;
+        if (ownsBase)
+            y = baseOutput.ViewOf(baseOutput.Offset, (int[])baseOutput.ShapeArray.Clone(), false);
+        else
+        {
+            y = Tensor.Empty(x.Device, (int[])baseOutput.ShapeArray.Clone());
+            be.Copy(baseOutput, y);
+        }
         be.Gemm(1, rows, outF, r, scale, h, false, 0, b, true, 0, 1f, y, 0);
         if (Graph.Needs([x, a, b, baseOutput]))
             Graph.Record("LoraDelta", y, [x, a, b, baseOutput], gy =>
             {
-                if (baseOutput.RequiresGrad)
-                {
-                    var (gbase, acc) = Graph.GradSlot(baseOutput);
-                    be.Scale(gy, 1f, gbase, acc);
-                }
+                if (baseOutput.RequiresGrad) Graph.PassGradient(baseOutput, gy, alias: ownsBase);
                 if (b.RequiresGrad)
                 {
                     var (gb, acc) = Graph.GradSlot(b);

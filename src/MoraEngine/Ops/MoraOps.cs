@@ -16,7 +16,11 @@ public static partial class Ops
     /// gM = gŷᵀ·x̂, gx = f_compᵀ(gŷ·M), gBase = gy. For Rope only the chunks that reach the output
     /// (<see cref="MoraOperator.ActiveChunks"/>) are computed; the others cannot affect y or any gradient.
     /// </remarks>
-    public static Tensor MoraDelta(Tensor x, Tensor m, MoraOperator op, Tensor baseOutput)
+    public static Tensor MoraDelta(Tensor x, Tensor m, MoraOperator op, Tensor baseOutput) => MoraDelta(x, m, op, baseOutput, ownsBase: false);
+
+    // ownsBase: The caller hands over baseOutput, which nothing else reads: the update
+    // is added into its buffer and the gradient passes through without copies.
+    internal static Tensor MoraDelta(Tensor x, Tensor m, MoraOperator op, Tensor baseOutput, bool ownsBase)
     {
         ArgumentNullException.ThrowIfNull(op);
         Tensor.SameDevice("MoraDelta", x, m);
@@ -39,8 +43,14 @@ public static partial class Ops
 
         var xc = Tensor.Empty(x.Device, [rows * chunks, r]);
         var yhat = Tensor.Empty(x.Device, [rows * chunks, r]);
-        var y = Tensor.Empty(x.Device, outShape);
-        be.Copy(baseOutput, y);
+        Tensor y;
+        if (ownsBase)
+            y = baseOutput.ViewOf(baseOutput.Offset, outShape, false);
+        else
+        {
+            y = Tensor.Empty(x.Device, outShape);
+            be.Copy(baseOutput, y);
+        }
         if (rows > 0)
         {
             be.MoraCompress(op, x, xc, rows, chunks);
@@ -52,11 +62,7 @@ public static partial class Ops
         if (Graph.Needs([x, m, baseOutput]))
             Graph.Record("MoraDelta", y, [x, m, baseOutput], gy =>
             {
-                if (baseOutput.RequiresGrad)
-                {
-                    var (gb, acc) = Graph.GradSlot(baseOutput);
-                    be.Scale(gy, 1f, gb, acc);
-                }
+                if (baseOutput.RequiresGrad) Graph.PassGradient(baseOutput, gy, alias: ownsBase);
                 if (!x.RequiresGrad && !m.RequiresGrad) return;
                 var gyhat = Tensor.Empty(x.Device, [rows * chunks, r]);
                 if (rows > 0) be.MoraDecompressBackward(op, gy, gyhat, rows, chunks);

@@ -268,3 +268,43 @@ public class AdapterConfigStrictnessTests
         Assert.Contains("x/adapter_config.json", e.Message);
     }
 }
+
+public class AdapterInPlaceTests
+{
+    /// <summary>
+    /// A layer hands its fresh output to its adapter, which adds into it and passes the gradient through without
+    /// copies: outputs and every gradient equal the public ops' (which copy the base output) bit for bit.
+    /// </summary>
+    [Theory]
+    [InlineData("lora")]
+    [InlineData("mora")]
+    public void OwnedBaseOutput_GivesTheSameValuesAndGradients_AsTheCopyingOp(string method)
+    {
+        var rng = new Rng(4);
+        var layer = new MoraEngine.Nn.Linear(24, 40, true, rng);
+        MoraEngine.Nn.LinearAdapter adapter = method == "lora"
+            ? new LoraAdapter(24, 40, 4, 2f, 0f, rng)
+            : new MoraAdapter(24, 40, 4, MoraType.Rope, 0f, rng);
+        layer.SetAdapter(adapter);
+        foreach (var p in adapter.Parameters()) p.CopyFrom(Enumerable.Range(0, p.Length).Select(i => MathF.Sin(i * 0.7f) * 0.1f).ToArray());
+        var x = Tensor.FromArray(Enumerable.Range(0, 3 * 5 * 24).Select(i => MathF.Cos(i * 0.3f)).ToArray(), 3, 5, 24);
+        x.RequiresGrad = true;
+        var weights = Tensor.FromArray(Enumerable.Range(0, 3 * 5 * 40).Select(i => MathF.Sin(i * 0.11f)).ToArray(), 3, 5, 40);
+
+        float[][] Run(Func<Tensor> forward)
+        {
+            foreach (var p in layer.Parameters()) p.Grad = null;
+            x.Grad = null;
+            using var scope = MemoryScope.Begin();
+            var y = forward();
+            var values = y.ToArray();
+            Ops.SumAll(Ops.Mul(y, weights)).Backward();
+            return [values, x.Grad!.ToArray(), .. layer.Parameters().Where(p => p.RequiresGrad).Select(p => p.Grad!.ToArray())];
+        }
+
+        var owned = Run(() => layer.Forward(x));
+        var copying = Run(() => adapter.Forward(x, Ops.Linear(x, layer.Weight, layer.Bias)));
+        Assert.Equal(copying.Length, owned.Length);
+        for (var i = 0; i < owned.Length; i++) Assert.Equal(copying[i], owned[i]);
+    }
+}
