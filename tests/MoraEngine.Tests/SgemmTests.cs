@@ -130,7 +130,7 @@ public class SgemmTests
         }
     }
 
-    /// <summary>The unpacked few-rows path (x·Wᵀ with W [n, k], m ≤ 4: decoding) on awkward sizes, serial and split.</summary>
+    /// <summary>The unpacked paths on awkward sizes, serial and split: few rows times a transposed weight (x·Wᵀ with W [n, k], m ≤ 4: decoding) and many rows times few (n ≤ 16: an adapter's x·Aᵀ), and shapes just past both.</summary>
     [Theory]
     [InlineData(1, 1, 32)]
     [InlineData(1, 7, 33)]
@@ -139,6 +139,11 @@ public class SgemmTests
     [InlineData(4, 2304, 768)]
     [InlineData(1, 50257, 64)]
     [InlineData(5, 33, 64)]
+    [InlineData(300, 8, 100)]
+    [InlineData(2048, 16, 256)]
+    [InlineData(33, 3, 777)]
+    [InlineData(7, 16, 32)]
+    [InlineData(9, 17, 40)]
     public void FewRowsTimesTransposed_MatchesReference(int m, int n, int k)
     {
         var rng = new Random(m * 31 + n * 7 + k);

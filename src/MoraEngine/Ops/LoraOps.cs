@@ -51,7 +51,10 @@ public static partial class Ops
                 if (!a.RequiresGrad && !x.RequiresGrad) return;
                 // gh = scale·gy·B  [rows, r]
                 var gh = Tensor.EmptyIn(x.Device, [rows, r], MemoryScope.Current);
-                be.Gemm(1, rows, r, outF, scale, gy, false, 0, b, false, 0, 0f, gh, 0);
+                // With Bᵀ [r, out] stored row by row this is r dot products per token: one pass over gy.
+                var bT = Tensor.EmptyIn(x.Device, [r, outF], MemoryScope.Current);
+                be.Transpose(b, bT, 1, outF, r);
+                be.Gemm(1, rows, r, outF, scale, gy, false, 0, bT, true, 0, 0f, gh, 0);
                 if (a.RequiresGrad)
                 {
                     var (ga, acc) = Graph.GradSlot(a);

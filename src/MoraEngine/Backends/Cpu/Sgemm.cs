@@ -128,6 +128,8 @@ internal static unsafe partial class Sgemm
             var p = new Problem(isa, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
             if (!transA && transB && m <= SkinnyRows && k >= 32)
                 RunSkinny(&p);
+            else if (!transA && transB && n <= NarrowCols && k >= 32)
+                RunNarrow(&p);
             else if ((long)m * n * k < ParallelThreshold || CpuThreadPool.Parallelism == 1)
                 RunSerial(in p, 0, m, 0, n);
             else
@@ -151,12 +153,11 @@ internal static unsafe partial class Sgemm
         CpuThreadPool.For(chunks, &SkinnyChunk, &ctx);
     }
 
-    /// <summary>One row of A against four rows of B at once: A's chunk is loaded once for four streams of B.</summary>
-    private static void Dot4(in Problem p, int j)
+    /// <summary>One row x against four rows of B (b0, b0 + ldb, …) at once: x's chunk is loaded once for four streams of B; c[0..4) = alpha·dots (+ beta·c).</summary>
+    private static void Dot4(float* x, float* b0, nint ldb, int k, float* c, float alpha, float beta)
     {
-        float* x = p.A, b0 = p.B + j * p.Ldb, b1 = b0 + p.Ldb, b2 = b1 + p.Ldb, b3 = b2 + p.Ldb;
+        float* b1 = b0 + ldb, b2 = b1 + ldb, b3 = b2 + ldb;
         Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
-        var k = p.K;
         var q = 0;
         for (; q + 16 <= k; q += 16)
         {
@@ -174,16 +175,22 @@ internal static unsafe partial class Sgemm
             d2 += x[q] * b2[q];
             d3 += x[q] * b3[q];
         }
-        var c = p.C + j;
-        if (p.Beta == 0)
+        if (beta == 0)
         {
-            c[0] = p.Alpha * d0; c[1] = p.Alpha * d1; c[2] = p.Alpha * d2; c[3] = p.Alpha * d3;
+            c[0] = alpha * d0; c[1] = alpha * d1; c[2] = alpha * d2; c[3] = alpha * d3;
         }
         else
         {
-            c[0] = p.Alpha * d0 + p.Beta * c[0]; c[1] = p.Alpha * d1 + p.Beta * c[1];
-            c[2] = p.Alpha * d2 + p.Beta * c[2]; c[3] = p.Alpha * d3 + p.Beta * c[3];
+            c[0] = alpha * d0 + beta * c[0]; c[1] = alpha * d1 + beta * c[1];
+            c[2] = alpha * d2 + beta * c[2]; c[3] = alpha * d3 + beta * c[3];
         }
+    }
+
+    /// <summary>One output element: alpha·(x · b) (+ beta·c).</summary>
+    private static void Dot1(float* x, float* b, int k, float* c, float alpha, float beta)
+    {
+        var dot = TensorPrimitives.Dot(new ReadOnlySpan<float>(x, k), new ReadOnlySpan<float>(b, k));
+        *c = beta == 0 ? alpha * dot : alpha * dot + beta * *c;
     }
 
     private struct SkinnyContext
@@ -200,16 +207,42 @@ internal static unsafe partial class Sgemm
         var j1 = (int)((long)p.N * (index + 1) / ctx->Chunks);
         var j = j0;
         if (p.M == 1 && Vector512.IsHardwareAccelerated)
-            for (; j + 4 <= j1; j += 4) Dot4(in p, j);
+            for (; j + 4 <= j1; j += 4) Dot4(p.A, p.B + j * p.Ldb, p.Ldb, p.K, p.C + j, p.Alpha, p.Beta);
         for (; j < j1; j++)
-        {
-            var brow = new ReadOnlySpan<float>(p.B + j * p.Ldb, p.K);
             for (var i = 0; i < p.M; i++)
-            {
-                var dot = TensorPrimitives.Dot(new ReadOnlySpan<float>(p.A + i * p.Lda, p.K), brow);
-                ref var cij = ref p.C[i * p.Ldc + j];
-                cij = p.Beta == 0 ? p.Alpha * dot : p.Alpha * dot + p.Beta * cij;
-            }
+                Dot1(p.A + i * p.Lda, p.B + j * p.Ldb, p.K, p.C + i * p.Ldc + j, p.Alpha, p.Beta);
+    }
+
+    /// <summary>Columns up to which A·Bᵀ with B stored [n, k] skips packing (an adapter's rank-r projection).</summary>
+    internal const int NarrowCols = 16;
+
+    /// <summary>
+    /// C = alpha·A·Bᵀ + beta·C for many rows of A but only a few rows of B (n ≤ <see cref="NarrowCols"/>, B stored
+    /// n×k, e.g. LoRA's x·Aᵀ): B stays in cache and each row of A is read once, unpacked, for all its n dot
+    /// products. The packed path would copy all of A for a product that is a single pass over it. Rows are split
+    /// over the cores.
+    /// </summary>
+    private static void RunNarrow(Problem* p)
+    {
+        var chunks = (long)p->M * p->K < ParallelThreshold ? 1 : Math.Min(CpuThreadPool.Parallelism, Math.Max(1, p->M / 8));
+        var ctx = new SkinnyContext { P = p, Chunks = chunks };
+        CpuThreadPool.For(chunks, &NarrowChunk, &ctx);
+    }
+
+    private static void NarrowChunk(void* context, int index)
+    {
+        var ctx = (SkinnyContext*)context;
+        ref readonly Problem p = ref *ctx->P;
+        var i0 = (int)((long)p.M * index / ctx->Chunks);
+        var i1 = (int)((long)p.M * (index + 1) / ctx->Chunks);
+        var wide = Vector512.IsHardwareAccelerated;
+        for (var i = i0; i < i1; i++)
+        {
+            float* x = p.A + i * p.Lda, c = p.C + i * p.Ldc;
+            var j = 0;
+            if (wide)
+                for (; j + 4 <= p.N; j += 4) Dot4(x, p.B + j * p.Ldb, p.Ldb, p.K, c + j, p.Alpha, p.Beta);
+            for (; j < p.N; j++) Dot1(x, p.B + j * p.Ldb, p.K, c + j, p.Alpha, p.Beta);
         }
     }
 
