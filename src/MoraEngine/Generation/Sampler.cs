@@ -1,10 +1,12 @@
 namespace MoraEngine.Generation;
 
-/// <summary>Picks the next token from logits: greedy, or temperature / top-k / top-p sampling. Reuses its buffers.</summary>
+/// <summary>Picks the next token from logits: greedy, or temperature / top-k / top-p sampling. Reuses its buffers (nothing allocated per token).</summary>
 internal sealed class Sampler(int vocab)
 {
     private readonly double[] _probs = new double[vocab];
     private readonly int[] _order = new int[vocab];
+    private readonly float[] _keys = new float[vocab];
+    private Comparer<int>? _byLogit;
 
     public int Choose(ReadOnlySpan<float> logits, GenerationOptions o, Rng rng)
     {
@@ -12,8 +14,10 @@ internal sealed class Sampler(int vocab)
         var n = logits.Length;
         for (var i = 0; i < n; i++) _order[i] = i;
         // Most likely first (ties: lower id first, so the order is deterministic).
-        var keys = logits.ToArray();
-        Array.Sort(_order, 0, n, Comparer<int>.Create((a, b) => keys[b].CompareTo(keys[a]) is var c && c != 0 ? c : a.CompareTo(b)));
+        var keys = _keys;
+        logits.CopyTo(keys);
+        _byLogit ??= Comparer<int>.Create((a, b) => keys[b].CompareTo(keys[a]) is var c && c != 0 ? c : a.CompareTo(b));
+        Array.Sort(_order, 0, n, _byLogit);
         var keep = o.TopK > 0 ? Math.Min(o.TopK, n) : n;
         double max = keys[_order[0]], sum = 0;
         for (var i = 0; i < keep; i++)

@@ -169,24 +169,25 @@ public sealed class TextGenerator
     private void Store(int layer, Tensor k, Tensor v, int start, int T)
     {
         int hd = _cache.HeadDim, kvh = _cache.KvHeads, cap = _cache.Capacity, width = kvh * hd;
-        k = Ops.Contiguous(k);
-        v = Ops.Contiguous(v);
-        var be = k.Device.Backend;
-        foreach (var (src, cache) in new[] { (k, _cache.Keys[layer]), (v, _cache.Values[layer]) })
+        StoreOne(Ops.Contiguous(k), _cache.Keys[layer], start, T, hd, kvh, cap, width);
+        StoreOne(Ops.Contiguous(v), _cache.Values[layer], start, T, hd, kvh, cap, width);
+    }
+
+    private static void StoreOne(Tensor src, Tensor cache, int start, int T, int hd, int kvh, int cap, int width)
+    {
+        var be = src.Device.Backend;
+        if (T == 1)
         {
-            if (T == 1)
-            {
-                // One position: every head's row lands at the same offset within its head block.
-                var dst = cache.ViewOf(cache.Offset + start * hd, [cache.Length - start * hd], false);
-                be.CopyColumns(src, 0, hd, dst, 0, cap * hd, kvh, hd, false);
-            }
-            else
-                for (var h = 0; h < kvh; h++)
-                {
-                    var dst = cache.ViewOf(cache.Offset + (h * cap + start) * hd, [cache.Length - (h * cap + start) * hd], false);
-                    be.CopyColumns(src, h * hd, width, dst, 0, hd, T, hd, false);
-                }
+            // One position: every head's row lands at the same offset within its head block.
+            var dst = cache.ViewOf(cache.Offset + start * hd, [cache.Length - start * hd], false);
+            be.CopyColumns(src, 0, hd, dst, 0, cap * hd, kvh, hd, false);
         }
+        else
+            for (var h = 0; h < kvh; h++)
+            {
+                var dst = cache.ViewOf(cache.Offset + (h * cap + start) * hd, [cache.Length - (h * cap + start) * hd], false);
+                be.CopyColumns(src, h * hd, width, dst, 0, hd, T, hd, false);
+            }
     }
 
     /// <summary>One query position [1, 1, heads·hd] against the first <paramref name="length"/> cached positions.</summary>

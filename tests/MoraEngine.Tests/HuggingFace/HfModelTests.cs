@@ -407,3 +407,24 @@ public class AdapterTypeAgreementTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+public class GenerationInputTests
+{
+    [Fact]
+    public void BadOptionsAndPrompts_AreClearErrors()
+    {
+        var m = MoraEngine.IO.HuggingFace.Load(HfFixtures.Dir("gpt2-tiny"));
+        var gen = new TextGenerator(m);
+        foreach (var o in new[]
+                 {
+                     new GenerationOptions { Temperature = float.NaN }, new GenerationOptions { Temperature = -1 },
+                     new GenerationOptions { TopP = 0 }, new GenerationOptions { TopP = 1.5f }, new GenerationOptions { TopK = -1 },
+                     new GenerationOptions { MaxNewTokens = -1 },
+                 })
+            Assert.Throws<ArgumentException>(() => gen.Generate([1, 2], o).ToArray());
+        Assert.Contains("empty", Assert.Throws<ArgumentException>(() => gen.Prefill([])).Message);
+        Assert.Contains("exceed", Assert.Throws<ArgumentException>(() => gen.Prefill(new int[m.Config.Context + 1])).Message);
+        Assert.Contains("outside the vocabulary", Assert.Throws<ArgumentOutOfRangeException>(() => gen.Prefill([1, 512])).Message);
+        Assert.Throws<InvalidOperationException>(() => new TextGenerator(m).Step(3));
+    }
+}
