@@ -96,3 +96,20 @@ public class PoolSizeClassTests
         Assert.True(pool.FreeBytes <= pool.PeakInUseBytes);
     }
 }
+
+[Collection("Pool counters")]
+public class DecodingMemoryTests
+{
+    [Fact]
+    public void CachedDecoding_CreatesNoBuffersAfterTheFirstSteps()
+    {
+        var m = MoraEngine.IO.HuggingFace.Load(MoraEngine.Tests.HfModels.HfFixtures.Dir("llama-tiny-gqa"));
+        var gen = new MoraEngine.Generation.TextGenerator(m);
+        gen.Prefill([1, 5, 9]);
+        var next = 7;
+        for (var i = 0; i < 3; i++) next = MoraEngine.Generation.Sampler.ArgMax(gen.Step(next));
+        var created = Device.Cpu.Pool.Created;
+        for (var i = 0; i < 50; i++) next = MoraEngine.Generation.Sampler.ArgMax(gen.Step(next));
+        Assert.Equal(created, Device.Cpu.Pool.Created);
+    }
+}
