@@ -1,3 +1,4 @@
+using MoraEngine.Training;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -29,7 +30,7 @@ public static class UuidCommand
         var lr = new Option<string?>("--lr")
         {
             Description = "Peak learning rate: one for all (1e-3) or per method (mora=3e-3,lora=3e-3,fft=1e-3; keys may be full specs such as mora:8:6). "
-                + $"Defaults (the grid's choice): fft {UuidLearningRates.Defaults[UuidMethodKind.Fft].ToString(CultureInfo.InvariantCulture)}, lora/mora {UuidLearningRates.Defaults[UuidMethodKind.Mora].ToString(CultureInfo.InvariantCulture)}, mora type 6 {UuidLearningRates.MoraRopeDefault.ToString(CultureInfo.InvariantCulture)}.",
+                + $"Defaults (the grid's choice): fft {UuidLearningRates.Defaults[MethodKind.Fft].ToString(CultureInfo.InvariantCulture)}, lora/mora {UuidLearningRates.Defaults[MethodKind.Mora].ToString(CultureInfo.InvariantCulture)}, mora type 6 {UuidLearningRates.MoraRopeDefault.ToString(CultureInfo.InvariantCulture)}.",
         };
         var methods = new Option<string>("--methods")
         {
@@ -65,7 +66,7 @@ public static class UuidCommand
                 Steps = r.GetValue(steps),
                 Batch = r.GetValue(batch),
                 LearningRates = UuidLearningRates.Parse(r.GetValue(lr)),
-                Methods = UuidMethod.ParseList(r.GetValue(methods) ?? ""),
+                Methods = MethodSpec.ParseList(r.GetValue(methods) ?? ""),
                 DModel = r.GetValue(dModel),
                 Layers = r.GetValue(layers),
                 Heads = r.GetValue(heads),
@@ -249,7 +250,7 @@ public static class UuidCommand
         return t;
     }
 
-    private static string RankHatText(UuidSettings s, UuidMethod m)
+    private static string RankHatText(UuidSettings s, MethodSpec m)
     {
         var hats = MoraEngine.Adapters.AdapterBudget.TargetShapes(s.ModelConfig, new MoraEngine.Adapters.AdapterConfig().TargetModules)
             .Select(t => MoraEngine.Adapters.MoraOperator.RankHat(t.In, t.Out, m.Rank!.Value, m.MoraType!.Value)).Distinct().Order();

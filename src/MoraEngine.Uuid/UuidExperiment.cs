@@ -165,7 +165,7 @@ public static class UuidExperiment
         var lr = s.LearningRates.For(m);
         var sw = Stopwatch.StartNew();
         AdaptedModel? adapted = null;
-        if (m.Kind != UuidMethodKind.Fft)
+        if (m.Kind != MethodKind.Fft)
         {
             adapted = AdaptedModel.Wrap(model, new AdapterConfig
             {

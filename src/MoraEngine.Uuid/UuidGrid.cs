@@ -1,7 +1,9 @@
+using MoraEngine.Training;
+
 namespace MoraEngine.Examples.Uuid;
 
 /// <summary>One cell of the grid: a method fine-tuned at one rate from the base trained at one format rate.</summary>
-public sealed record UuidGridEntry(float FormatLr, UuidMethod Method, float Lr, double CharAccuracy, double ExactMatch, double Loss);
+public sealed record UuidGridEntry(float FormatLr, MethodSpec Method, float Lr, double CharAccuracy, double ExactMatch, double Loss);
 
 /// <summary>
 /// The learning-rate grid behind the demo's settings, run the same way for every method: each format-stage rate
@@ -17,7 +19,7 @@ public sealed record UuidGrid(float[] FormatLrs, float[] Lrs, ulong Seed, IReadO
         "per method, the rate with the highest final char accuracy (lower loss breaks ties); the format rate whose base gives the highest mean over methods of those best accuracies (first listed breaks ties)";
 
     /// <summary>A method's best entry from the base of <paramref name="formatLr"/>.</summary>
-    public UuidGridEntry Best(float formatLr, UuidMethod method) =>
+    public UuidGridEntry Best(float formatLr, MethodSpec method) =>
         Entries.Where(e => e.FormatLr == formatLr && e.Method.Spec == method.Spec)
             .OrderByDescending(e => e.CharAccuracy).ThenBy(e => e.Loss).First();
 

@@ -1,3 +1,4 @@
+using MoraEngine.Training;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -17,7 +18,7 @@ public sealed record UuidBaseInfo(string? CachePath, bool Cached, int FormatStep
 /// <param name="Seed">The seed of its pairs, base model and data order.</param>
 /// <param name="DivergedAtStep">The step whose loss or gradient was not finite (training stopped before it), or null.</param>
 /// <param name="EvalSeconds">The part of <paramref name="Seconds"/> spent evaluating (the curve's points and the final greedy decode).</param>
-public sealed record UuidRun(UuidMethod Method, float LearningRate, long TrainableParams, double Seconds, IReadOnlyList<UuidEvalPoint> Curve, double GreedyExactMatch, ulong Seed = 1, int? DivergedAtStep = null, double EvalSeconds = 0)
+public sealed record UuidRun(MethodSpec Method, float LearningRate, long TrainableParams, double Seconds, IReadOnlyList<UuidEvalPoint> Curve, double GreedyExactMatch, ulong Seed = 1, int? DivergedAtStep = null, double EvalSeconds = 0)
 {
     public UuidEvalPoint Final => Curve[^1];
 }
@@ -39,7 +40,7 @@ public sealed record UuidSpread(double Mean, double Std, double Min, double Max,
 }
 
 /// <summary>One method over every seed.</summary>
-public sealed record UuidSummary(UuidMethod Method, float LearningRate, long TrainableParams, UuidSpread CharAccuracy, UuidSpread ExactMatch, UuidSpread Seconds);
+public sealed record UuidSummary(MethodSpec Method, float LearningRate, long TrainableParams, UuidSpread CharAccuracy, UuidSpread ExactMatch, UuidSpread Seconds);
 
 /// <summary>The demo's results and their files: <c>results.json</c>, <c>curves.csv</c>, <c>char_accuracy.svg</c>.</summary>
 /// <param name="Settings">The settings of the final runs (after the grid's choice, if a grid ran).</param>

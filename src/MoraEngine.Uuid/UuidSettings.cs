@@ -1,94 +1,8 @@
+using MoraEngine.Training;
 using System.Globalization;
 using MoraEngine.Adapters;
 
 namespace MoraEngine.Examples.Uuid;
-
-/// <summary>The fine-tuning methods the demo compares.</summary>
-public enum UuidMethodKind
-{
-    /// <summary>Full fine-tuning: every parameter trains.</summary>
-    Fft,
-    Lora,
-    Mora,
-    /// <summary>LoRA with restarts (merge, re-initialise) every <see cref="UuidSettings.RestartEvery"/> steps.</summary>
-    Relora,
-    /// <summary>MoRA with restarts that also cycle the operator type 1 → 2 → 1.</summary>
-    Remora,
-}
-
-/// <summary>One method to run: <c>fft</c>, <c>lora:8</c>, <c>mora:8:6</c>, <c>remora:8</c>, ...</summary>
-public sealed record UuidMethod(UuidMethodKind Kind, int? Rank, MoraType? MoraType)
-{
-    /// <summary>Lower-case method name as results.json writes it (fft, lora, mora, relora, remora).</summary>
-    public string Name => Kind.ToString().ToLowerInvariant();
-
-    /// <summary>The canonical spec (<c>mora:8:6</c>).</summary>
-    public string Spec => Kind switch
-    {
-        UuidMethodKind.Fft => "fft",
-        UuidMethodKind.Lora or UuidMethodKind.Relora => $"{Name}:{Rank}",
-        _ => $"{Name}:{Rank}:{(int)MoraType!.Value}",
-    };
-
-    /// <summary>A readable label for tables and plots.</summary>
-    public string Label => Kind switch
-    {
-        UuidMethodKind.Fft => "FFT",
-        UuidMethodKind.Lora => $"LoRA r={Rank}",
-        UuidMethodKind.Relora => $"ReLoRA r={Rank}",
-        UuidMethodKind.Mora => $"MoRA r={Rank} type {(int)MoraType!.Value}",
-        _ => $"ReMoRA r={Rank} type {(int)MoraType!.Value}",
-    };
-
-    public bool IsMora => Kind is UuidMethodKind.Mora or UuidMethodKind.Remora;
-
-    public bool HasRestarts => Kind is UuidMethodKind.Relora or UuidMethodKind.Remora;
-
-    /// <summary>
-    /// Parses <c>fft</c>, <c>lora[:r]</c>, <c>relora[:r]</c>, <c>mora[:r[:type]]</c>, <c>remora[:r[:type]]</c>
-    /// (r defaults to 8, the MoRA type to 1).
-    /// </summary>
-    public static UuidMethod Parse(string spec)
-    {
-        var parts = spec.Trim().ToLowerInvariant().Split(':');
-        UuidMethodKind kind = parts[0] switch
-        {
-            "fft" => UuidMethodKind.Fft,
-            "lora" => UuidMethodKind.Lora,
-            "mora" => UuidMethodKind.Mora,
-            "relora" => UuidMethodKind.Relora,
-            "remora" => UuidMethodKind.Remora,
-            _ => throw new ArgumentException($"Unknown method '{spec}' (known: fft, lora:R, mora:R:TYPE, relora:R, remora:R:TYPE)."),
-        };
-        var maxParts = kind switch { UuidMethodKind.Fft => 1, UuidMethodKind.Lora or UuidMethodKind.Relora => 2, _ => 3 };
-        if (parts.Length > maxParts) throw new ArgumentException($"Method '{spec}': too many ':' fields (expected {kind switch { UuidMethodKind.Fft => "fft", UuidMethodKind.Lora or UuidMethodKind.Relora => parts[0] + ":RANK", _ => parts[0] + ":RANK:TYPE" }}).");
-        if (kind == UuidMethodKind.Fft) return new UuidMethod(kind, null, null);
-        var rank = 8;
-        if (parts.Length > 1 && (!int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out rank) || rank <= 0))
-            throw new ArgumentException($"Method '{spec}': the rank must be a positive integer, got '{parts[1]}'.");
-        if (kind is UuidMethodKind.Lora or UuidMethodKind.Relora) return new UuidMethod(kind, rank, null);
-        var type = Adapters.MoraType.Sharing;
-        if (parts.Length > 2)
-        {
-            if (!int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var t) || !Enum.IsDefined((Adapters.MoraType)t))
-                throw new ArgumentException($"Method '{spec}': unknown MoRA type '{parts[2]}' (known: 0, 1, 2, 3, 4, 6).");
-            type = (Adapters.MoraType)t;
-        }
-        return new UuidMethod(kind, rank, type);
-    }
-
-    /// <summary>Parses a comma-separated list; an empty list or a repeated method is an error.</summary>
-    public static IReadOnlyList<UuidMethod> ParseList(string specs)
-    {
-        var list = specs.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(Parse).ToList();
-        if (list.Count == 0) throw new ArgumentException("--methods: no method given (e.g. fft,lora:8,mora:8:1,mora:8:6).");
-        var dup = list.GroupBy(m => m.Spec).FirstOrDefault(g => g.Count() > 1);
-        if (dup != null) throw new ArgumentException($"--methods: '{dup.Key}' is listed twice.");
-        return list;
-    }
-
-    public override string ToString() => Spec;
-}
 
 /// <summary>
 /// Learning rates: one for every method (<c>1e-3</c>) or per method (<c>mora=2e-3,lora=2e-3</c>, keys being a
@@ -110,21 +24,21 @@ public sealed class UuidLearningRates
     /// <see cref="UuidGrid"/>) chose at the default settings; bench/RESULTS.md and the README show the whole grid.
     /// ReLoRA and ReMoRA were not in it and take LoRA's and MoRA type 1's rates. See <see cref="DefaultFor"/>.
     /// </summary>
-    public static IReadOnlyDictionary<UuidMethodKind, float> Defaults { get; } = new Dictionary<UuidMethodKind, float>
+    public static IReadOnlyDictionary<MethodKind, float> Defaults { get; } = new Dictionary<MethodKind, float>
     {
-        [UuidMethodKind.Fft] = 5e-3f,
-        [UuidMethodKind.Lora] = 5e-3f,
-        [UuidMethodKind.Relora] = 5e-3f,
-        [UuidMethodKind.Mora] = 5e-3f,
-        [UuidMethodKind.Remora] = 5e-3f,
+        [MethodKind.Fft] = 5e-3f,
+        [MethodKind.Lora] = 5e-3f,
+        [MethodKind.Relora] = 5e-3f,
+        [MethodKind.Mora] = 5e-3f,
+        [MethodKind.Remora] = 5e-3f,
     };
 
     /// <summary>MoRA's RoPE type (6) did best at a higher rate than type 1 in the grid.</summary>
     public const float MoraRopeDefault = 1e-2f;
 
     /// <summary>The default rate of a method: its kind's, except MoRA type 6's own.</summary>
-    public static float DefaultFor(UuidMethod m) =>
-        m.Kind == UuidMethodKind.Mora && m.MoraType == Adapters.MoraType.Rope ? MoraRopeDefault : Defaults[m.Kind];
+    public static float DefaultFor(MethodSpec m) =>
+        m.Kind == MethodKind.Mora && m.MoraType == Adapters.MoraType.Rope ? MoraRopeDefault : Defaults[m.Kind];
 
     /// <summary>One rate per method spec (<c>mora:8:6</c> → rate), as a grid search chose them.</summary>
     public static UuidLearningRates ForSpecs(IReadOnlyDictionary<string, float> bySpec) => new(null, bySpec.ToDictionary(k => k.Key, k => k.Value));
@@ -157,7 +71,7 @@ public sealed class UuidLearningRates
             {
                 try
                 {
-                    key = UuidMethod.Parse(key).Spec;
+                    key = MethodSpec.Parse(key).Spec;
                 }
                 catch (ArgumentException)
                 {
@@ -170,13 +84,13 @@ public sealed class UuidLearningRates
     }
 
     /// <summary>The rate for a method: its full spec, then its name, then the bare rate, then the default.</summary>
-    public float For(UuidMethod m) =>
+    public float For(MethodSpec m) =>
         _byKey.TryGetValue(m.Spec, out var a) ? a
         : _byKey.TryGetValue(m.Name, out var b) ? b
         : _all ?? DefaultFor(m);
 
     /// <summary>Keys that match none of the given methods (to warn about typos such as a method not being run).</summary>
-    public IEnumerable<string> UnusedKeys(IEnumerable<UuidMethod> methods)
+    public IEnumerable<string> UnusedKeys(IEnumerable<MethodSpec> methods)
     {
         var list = methods.ToList();
         return _byKey.Keys.Where(k => !list.Any(m => m.Spec == k || m.Name == k));
@@ -197,7 +111,7 @@ public sealed record UuidSettings
 
     public UuidLearningRates LearningRates { get; init; } = UuidLearningRates.Default;
 
-    public IReadOnlyList<UuidMethod> Methods { get; init; } = UuidMethod.ParseList("fft,lora:8,mora:8:1,mora:8:6");
+    public IReadOnlyList<MethodSpec> Methods { get; init; } = MethodSpec.ParseList("fft,lora:8,mora:8:1,mora:8:6");
 
     public int DModel { get; init; } = 128;
 

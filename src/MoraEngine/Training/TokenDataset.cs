@@ -105,6 +105,30 @@ public sealed class TokenDataset
         return d;
     }
 
+    /// <summary>In-memory documents, packed like text files (each one followed by eos). <paramref name="what"/> names them in errors.</summary>
+    public static TokenDataset FromDocuments(IEnumerable<string> documents, Options o, string what = "documents")
+    {
+        var d = new TokenDataset(o.Time, o.VocabSize);
+        var stream = new List<int>();
+        var i = 0;
+        foreach (var text in documents) d.AddDocument(stream, o, o.Encode(text), what, ++i);
+        d.Pack(stream, o, what);
+        return d;
+    }
+
+    /// <summary>
+    /// In-memory prompt/completion pairs, one row each, only the completion and its eos scored (an empty prompt scores
+    /// the whole text). <paramref name="what"/> names them in errors, with the pair's 1-based index.
+    /// </summary>
+    public static TokenDataset FromPairs(IEnumerable<(string Prompt, string Completion)> pairs, Options o, string what = "pairs")
+    {
+        var d = new TokenDataset(o.Time, o.VocabSize);
+        var i = 0;
+        foreach (var (prompt, completion) in pairs) d.AddPair(o, o.Encode(prompt), o.Encode(completion), what, ++i);
+        if (d.Count == 0) throw new InvalidDataException($"{what}: no pairs.");
+        return d;
+    }
+
     /// <summary>Reads a file as strict UTF-8: invalid bytes are an error naming the file and the offset.</summary>
     private static string ReadUtf8(string path)
     {

@@ -72,20 +72,20 @@ public class UuidDataTests
     [Fact]
     public void Methods_And_LearningRates_Parse_WithClearErrors()
     {
-        var ms = UuidMethod.ParseList("fft,lora:8,mora:8:1,mora:8:6,remora:4,relora");
+        var ms = MethodSpec.ParseList("fft,lora:8,mora:8:1,mora:8:6,remora:4,relora");
         Assert.Equal(["fft", "lora:8", "mora:8:1", "mora:8:6", "remora:4:1", "relora:8"], ms.Select(m => m.Spec));
-        Assert.Contains("Unknown method 'dora:8'", Assert.Throws<ArgumentException>(() => UuidMethod.Parse("dora:8")).Message);
-        Assert.Contains("MoRA type '5'", Assert.Throws<ArgumentException>(() => UuidMethod.Parse("mora:8:5")).Message);
-        Assert.Contains("rank", Assert.Throws<ArgumentException>(() => UuidMethod.Parse("lora:0")).Message);
-        Assert.Throws<ArgumentException>(() => UuidMethod.ParseList("lora:8,lora:8"));
+        Assert.Contains("Unknown method 'dora:8'", Assert.Throws<ArgumentException>(() => MethodSpec.Parse("dora:8")).Message);
+        Assert.Contains("MoRA type '5'", Assert.Throws<ArgumentException>(() => MethodSpec.Parse("mora:8:5")).Message);
+        Assert.Contains("rank", Assert.Throws<ArgumentException>(() => MethodSpec.Parse("lora:0")).Message);
+        Assert.Throws<ArgumentException>(() => MethodSpec.ParseList("lora:8,lora:8"));
 
         var lr = UuidLearningRates.Parse("mora=2e-3,lora=1e-3,mora:8:6=5e-3");
         Assert.Equal(2e-3f, lr.For(ms[2]));
         Assert.Equal(5e-3f, lr.For(ms[3]));
         Assert.Equal(1e-3f, lr.For(ms[1]));
-        Assert.Equal(UuidLearningRates.Defaults[UuidMethodKind.Fft], lr.For(ms[0]));
+        Assert.Equal(UuidLearningRates.Defaults[MethodKind.Fft], lr.For(ms[0]));
         Assert.Equal(UuidLearningRates.MoraRopeDefault, UuidLearningRates.Default.For(ms[3]));
-        Assert.Equal(UuidLearningRates.Defaults[UuidMethodKind.Mora], UuidLearningRates.Default.For(ms[2]));
+        Assert.Equal(UuidLearningRates.Defaults[MethodKind.Mora], UuidLearningRates.Default.For(ms[2]));
         Assert.Equal(7e-4f, UuidLearningRates.Parse("7e-4").For(ms[0]));
         Assert.Throws<ArgumentException>(() => UuidLearningRates.Parse("mora=fast"));
         Assert.Throws<ArgumentException>(() => UuidLearningRates.Parse("dora=1e-3"));
@@ -240,7 +240,7 @@ public class UuidEndToEndTests
         UuidResults Go(ulong seed) => UuidExperiment.Run(new UuidSettings
         {
             Pairs = 8, Steps = 4, Batch = 4, FormatSteps = 3, EvalEvery = 2, DModel = 32, Layers = 1, Heads = 2, Warmup = 1,
-            Methods = UuidMethod.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null, Seeds = 1,
+            Methods = MethodSpec.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null, Seeds = 1,
         });
         static string Numbers(UuidResults r) => string.Join(";", r.Runs.Select(run =>
             run.TrainableParams + ":" + run.GreedyExactMatch.ToString("R") + ":" + string.Join(",", run.Curve.Select(p => $"{p.Step}/{p.CharAccuracy:R}/{p.ExactMatch:R}/{p.Loss:R}"))));
@@ -274,7 +274,7 @@ public class UuidEndToEndTests
     private static UuidSettings TinySettings(ulong seed) => new()
     {
         Pairs = 8, Steps = 4, Batch = 4, FormatSteps = 3, EvalEvery = 2, DModel = 32, Layers = 1, Heads = 2, Warmup = 1,
-        Methods = UuidMethod.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null, Seeds = 1,
+        Methods = MethodSpec.ParseList("fft,lora:2,mora:2:6"), Seed = seed, CacheDir = null, Seeds = 1,
     };
 
     [Fact]
@@ -302,9 +302,9 @@ public class UuidEndToEndTests
     [Fact]
     public void GridRule_PicksEachMethodsBestRate_AndTheFormatRateWithTheBestMeanOfThose()
     {
-        var fft = UuidMethod.Parse("fft");
-        var lora = UuidMethod.Parse("lora:8");
-        UuidGridEntry E(float f, UuidMethod m, float lr, double acc, double loss = 1) => new(f, m, lr, acc, 0, loss);
+        var fft = MethodSpec.Parse("fft");
+        var lora = MethodSpec.Parse("lora:8");
+        UuidGridEntry E(float f, MethodSpec m, float lr, double acc, double loss = 1) => new(f, m, lr, acc, 0, loss);
         var g = new UuidGrid([1e-3f, 3e-3f], [1e-3f, 1e-2f], 1,
         [
             E(1e-3f, fft, 1e-3f, 0.90), E(1e-3f, fft, 1e-2f, 0.95), E(1e-3f, lora, 1e-3f, 0.60), E(1e-3f, lora, 1e-2f, 0.50),
@@ -326,7 +326,7 @@ public class UuidEndToEndTests
     [Fact]
     public void Grid_TriesEveryRateForEveryMethod_ThenRunsTheChoice()
     {
-        var s = TinySettings(3) with { GridFormatLrs = [1e-3f, 3e-3f], GridLrs = [1e-3f, 1e-2f], Methods = UuidMethod.ParseList("fft,lora:2") };
+        var s = TinySettings(3) with { GridFormatLrs = [1e-3f, 3e-3f], GridLrs = [1e-3f, 1e-2f], Methods = MethodSpec.ParseList("fft,lora:2") };
         var r = UuidExperiment.Run(s);
         var g = Assert.IsType<UuidGrid>(r.Grid);
         Assert.Equal(2 * 2 * 2, g.Entries.Count);
