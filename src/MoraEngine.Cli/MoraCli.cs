@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MoraEngine.Cli.Commands;
+using MoraEngine.Examples.Paper;
 using MoraEngine.Examples.Uuid;
 
 namespace MoraEngine.Cli;
@@ -11,6 +12,7 @@ internal static class MoraCli
     {
         TrainCommand.Create(),
         UuidCommand.Create(),
+        PaperCommand.Create(),
         AdapterCommands.Merge(),
         AdapterCommands.Export(),
         TextCommands.Generate(),
