@@ -32,7 +32,7 @@ public static class PaperCommand
         var preset = new Option<string>("--preset") { Description = "default (each experiment ≤ ~15 min on 2 CPU cores), full (larger model, longer runs: a GPU or a patient CPU) or tiny (seconds, a smoke test).", DefaultValueFactory = _ => "default" };
         var seeds = new Option<int?>("--seeds") { Description = "Final seeds per method (default 3); the table reports mean ± std and the verdicts use paired tests over them." };
         var seed = new Option<ulong?>("--seed") { Description = "First seed (default 1); the learning-rate grid runs on seed + 1000." };
-        var steps = new Option<int?>("--steps") { Description = "Training steps of every run (default 300)." };
+        var steps = new Option<int?>("--steps") { Description = "Training steps of every run (default 300; tasks 500)." };
         var batch = new Option<int?>("--batch") { Description = "Rows per step (default 16)." };
         var seqLen = new Option<int?>("--seq-len") { Description = "Bytes per row and context of the model (default 64)." };
         var dModel = new Option<int?>("--d-model") { Description = "Model width (default 128)." };
@@ -40,7 +40,7 @@ public static class PaperCommand
         var heads = new Option<int?>("--heads") { Description = "Attention heads (default 4)." };
         var rank = new Option<int?>("--rank") { Description = "LoRA rank r (default 8); MoRA gets the same parameters." };
         var methods = new Option<string?>("--methods") { Description = "Methods to compare (default: the claim's, e.g. fft,lora:8,relora:8,mora:8:1,remora:8:1)." };
-        var gridLrs = new Option<string?>("--grid-lrs") { Description = "Peak rates the grid tries for every method (default 1e-3,3e-3,1e-2)." };
+        var gridLrs = new Option<string?>("--grid-lrs") { Description = "Peak rates the grid tries for every method (default 3e-4,1e-3,3e-3,1e-2; tasks 1e-3,3e-3,1e-2)." };
         var evalEvery = new Option<int?>("--eval-every") { Description = "Steps between held-out evaluations (default 25)." };
         var restartEvery = new Option<int?>("--restart-every") { Description = "Steps between ReLoRA/ReMoRA merges (default 75)." };
         var warmup = new Option<int?>("--warmup") { Description = "Warm-up steps, also after each restart (default 20)." };

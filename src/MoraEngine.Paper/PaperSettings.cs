@@ -85,6 +85,9 @@ public sealed record PaperSettings
 
     public int TaskTest { get; init; } = 200;
 
+    /// <summary>Digits of each operand of the addition task.</summary>
+    public int AdditionDigits { get; init; } = 2;
+
     /// <summary>Half-width of "comparable" for task accuracy (0.05 = ±5 points).</summary>
     public double Margin { get; init; } = 0.05;
 
@@ -135,6 +138,10 @@ public sealed record PaperSettings
             },
             _ => throw new ArgumentException($"--preset must be default, full or tiny, got '{preset}'."),
         };
+        // Pretraining and continual pretraining also try 3e-4 (full training and MoRA's larger r̂ can want less);
+        // tasks train longer on their short examples.
+        if (preset == "default")
+            r = experiment == PaperExperiment.Tasks ? r with { Steps = 500 } : r with { GridLrs = [3e-4f, 1e-3f, 3e-3f, 1e-2f] };
         var k = r.Rank.ToString(CultureInfo.InvariantCulture);
         return r with { Methods = MethodSpec.ParseList(DefaultMethods(experiment, k)) };
     }
@@ -144,7 +151,8 @@ public sealed record PaperSettings
     {
         PaperExperiment.Pretrain => $"fft,lora:{rank},relora:{rank},mora:{rank}:1,remora:{rank}:1",
         PaperExperiment.Spectra => $"lora:{rank},relora:{rank},mora:{rank}:1,remora:{rank}:1",
-        _ => $"fft,lora:{rank},mora:{rank}:1",
+        PaperExperiment.Continual => $"fft,lora:{rank},mora:{rank}:1",
+        _ => $"lora:{rank},mora:{rank}:1",
     };
 
     /// <summary>The methods the claim needs (each must be present).</summary>
@@ -177,6 +185,7 @@ public sealed record PaperSettings
         Positive(DomainEntities, "--entities");
         Positive(TaskTrain, "--task-train");
         Positive(TaskTest, "--task-test");
+        if (AdditionDigits is < 1 or > 9) throw new ArgumentException($"--digits must be 1 to 9, got {AdditionDigits}.");
         if (Time < 16) throw new ArgumentException($"--seq-len must be at least 16, got {Time}.");
         if (Warmup < 0 || Warmup > Steps) throw new ArgumentException($"--warmup must be in [0, --steps], got {Warmup}.");
         if (DModel % Heads != 0) throw new ArgumentException($"--d-model {DModel} must be divisible by --heads {Heads}.");

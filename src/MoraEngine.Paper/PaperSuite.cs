@@ -145,13 +145,14 @@ public static class PaperSuite
         {
             Name = "task:" + task,
             Fingerprint = string.Join("|", "task", task, s.ModelConfig.ToJson(), s.Steps, s.Batch, s.Time, s.Warmup, s.RestartEvery, s.EvalEvery,
-                string.Join(",", PaperSettings.Targets), WeightsKey(weights), s.TaskTrain, s.TaskTest),
+                string.Join(",", PaperSettings.Targets), WeightsKey(weights), s.TaskTrain, s.TaskTest, s.AdditionDigits, "packed"),
             NewModel = seed => FromWeights(s, weights, seed),
             TrainEmbeddingsNormsHead = false,
             Data = seed =>
             {
-                var t = PaperTasks.Create(task, seed, s.TaskTrain, s.TaskTest);
-                var train = TokenDataset.FromPairs(t.Train.Select(e => (e.Prompt, e.Completion)), o, $"{task} training examples");
+                var t = PaperTasks.Create(task, seed, s.TaskTrain, s.TaskTest, s.AdditionDigits);
+                // Training rows hold as many whole examples as fit; each test example has a row of its own.
+                var train = TokenDataset.FromPairs(t.Train.Select(e => (e.Prompt, e.Completion)), o, $"{task} training examples", pack: true);
                 var test = TokenDataset.FromPairs(t.Test.Select(e => (e.Prompt, e.Completion)), o, $"{task} test examples");
                 return new SeedData(train.Sampler(seed + 11), m => test.Loss(m, s.Batch), m =>
                 {

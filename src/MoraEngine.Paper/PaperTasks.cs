@@ -43,10 +43,10 @@ public static class PaperTasks
 
     /// <summary>The task called <paramref name="name"/> (case-insensitive) with its default settings.</summary>
     /// <exception cref="ArgumentException">The name is not one of <see cref="Names"/>.</exception>
-    public static PaperTask Create(string name, ulong seed, int train = 4000, int test = 200)
+    public static PaperTask Create(string name, ulong seed, int train = 4000, int test = 200, int additionDigits = 2)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (name.Equals(AdditionName, StringComparison.OrdinalIgnoreCase)) return Addition(seed, train: train, test: test);
+        if (name.Equals(AdditionName, StringComparison.OrdinalIgnoreCase)) return Addition(seed, additionDigits, train, test);
         if (name.Equals(InstructionsName, StringComparison.OrdinalIgnoreCase)) return Instructions(seed, train, test);
         throw new ArgumentException($"PaperTasks: unknown task '{name}'; the tasks are: {string.Join(", ", Names)}.", nameof(name));
     }

@@ -120,13 +120,60 @@ public sealed class TokenDataset
     /// In-memory prompt/completion pairs, one row each, only the completion and its eos scored (an empty prompt scores
     /// the whole text). <paramref name="what"/> names them in errors, with the pair's 1-based index.
     /// </summary>
-    public static TokenDataset FromPairs(IEnumerable<(string Prompt, string Completion)> pairs, Options o, string what = "pairs")
+    /// <param name="pairs">Prompt and completion texts.</param>
+    /// <param name="o">Tokenizer, eos/bos, row length and vocabulary.</param>
+    /// <param name="what">Names the data in errors.</param>
+    /// <param name="pack">
+    /// Put as many whole examples in a row as fit, one after another (short examples then cost a fraction of a row
+    /// each; an example still never spans two rows and only completions and their eos are scored). Later examples
+    /// of a row see the earlier ones, as in packed pretraining.
+    /// </param>
+    public static TokenDataset FromPairs(IEnumerable<(string Prompt, string Completion)> pairs, Options o, string what = "pairs", bool pack = false)
     {
         var d = new TokenDataset(o.Time, o.VocabSize);
         var i = 0;
-        foreach (var (prompt, completion) in pairs) d.AddPair(o, o.Encode(prompt), o.Encode(completion), what, ++i);
+        var row = new List<(int Id, bool Scored)>(o.Time + 1);
+        foreach (var (prompt, completion) in pairs)
+        {
+            ++i;
+            if (!pack)
+            {
+                d.AddPair(o, o.Encode(prompt), o.Encode(completion), what, i);
+                continue;
+            }
+            var p = o.Encode(prompt);
+            var c = o.Encode(completion);
+            d.Check(p, what, i);
+            d.Check(c, what, i);
+            d.Tokens += p.Length + c.Length;
+            var seq = new List<(int, bool)>(p.Length + c.Length + 2);
+            if (o.Bos is { } bos) seq.Add((bos, false));
+            seq.AddRange(p.Select(t => (t, false)));
+            seq.AddRange(c.Select(t => (t, true)));
+            seq.Add((o.Eos, true));
+            if (seq.Count > o.Time + 1)
+                throw new InvalidDataException($"{what}:{i}: the example has {seq.Count} tokens with its eos, more than a row of {o.Time} + 1; packing never cuts an example.");
+            if (row.Count + seq.Count > o.Time + 1) d.AddPackedRow(row, o);
+            row.AddRange(seq);
+        }
+        if (row.Count > 0) d.AddPackedRow(row, o);
         if (d.Count == 0) throw new InvalidDataException($"{what}: no pairs.");
         return d;
+    }
+
+    /// <summary>One packed row: ids are the first Time tokens, padded with eos; a target is kept where the next token is scored.</summary>
+    private void AddPackedRow(List<(int Id, bool Scored)> row, Options o)
+    {
+        var ids = new int[Time];
+        var targets = new int[Time];
+        for (var t = 0; t < Time; t++)
+        {
+            ids[t] = t < row.Count ? row[t].Id : o.Eos;
+            targets[t] = t + 1 < row.Count && row[t + 1].Scored ? row[t + 1].Id : -100;
+        }
+        _ids.Add(ids);
+        _targets.Add(targets);
+        row.Clear();
     }
 
     /// <summary>Reads a file as strict UTF-8: invalid bytes are an error naming the file and the offset.</summary>
