@@ -134,30 +134,17 @@ internal sealed class PaperRunner(PaperSettings s)
         var data = setup.Data(seed);
         var targets = model.Linears().Where(l => !ReferenceEquals(l.Layer, model.Head) && PaperSettings.Targets.Contains(l.Name[(l.Name.LastIndexOf('.') + 1)..])).ToList();
         var start = setup.Spectra ? targets.Select(t => t.Layer.Weight.ToArray()).ToList() : null;
-        AdaptedModel? adapted = null;
-        if (m.Kind != MethodKind.Fft)
-        {
-            adapted = AdaptedModel.Wrap(model, new AdapterConfig
-            {
-                Method = m.IsMora ? AdapterMethod.Mora : AdapterMethod.Lora,
-                Rank = m.Rank!.Value,
-                MoraType = m.MoraType ?? MoraType.Sharing,
-                TargetModules = PaperSettings.Targets,
-                TrainEmbeddingsAndHead = setup.TrainEmbeddingsNormsHead,
-                Seed = seed + 3,
-            });
-            if (setup.TrainEmbeddingsNormsHead)
-                foreach (var (_, module) in model.NamedModules())
-                    if (module is RmsNorm or LayerNorm) module.Unfreeze();
-        }
+        var adapted = m.Attach(model, seed + 3, PaperSettings.Targets, setup.TrainEmbeddingsNormsHead);
+        if (adapted != null && setup.TrainEmbeddingsNormsHead)
+            foreach (var (_, module) in model.NamedModules())
+                if (module is RmsNorm or LayerNorm) module.Unfreeze();
         model.To(PaperSettings.ResolveDevice(s.Device));
         var adapterParams = adapted?.AdapterParameters().Sum(p => (long)p.Length) ?? 0;
         var trainable = model.TrainableParameterCount();
         var opt = new AdamW(model.TrainableParameters(), lr, weightDecay: 0f);
-        var warmup = Math.Min(s.Warmup, s.Steps);
-        var schedule = new WarmupCosineLr(lr, warmup, s.Steps, lr * 0.1f, restartWarmup: m.HasRestarts ? Math.Max(1, warmup) : 0);
+        var schedule = m.Schedule(lr, s.Warmup, s.Steps);
         var trainer = new Trainer(model, opt, schedule, data.Train, new TrainerOptions { BatchSize = s.Batch, Time = s.Time, Seed = seed });
-        if (adapted != null && m.HasRestarts) trainer.Callbacks.Add(new AdapterRestarts(adapted, s.RestartEvery));
+        m.AddRestarts(trainer, adapted, s.RestartEvery);
 
         var curve = new List<CurvePoint> { new(0, data.Eval(model)) };
         progress?.Report(new PaperProgress(label, index, count, 0, s.Steps, float.NaN, curve[0].ValLoss, false, false));

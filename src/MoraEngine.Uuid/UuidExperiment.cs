@@ -164,26 +164,15 @@ public static class UuidExperiment
         var m = s.Methods[index];
         var lr = s.LearningRates.For(m);
         var sw = Stopwatch.StartNew();
-        AdaptedModel? adapted = null;
-        if (m.Kind != MethodKind.Fft)
-        {
-            adapted = AdaptedModel.Wrap(model, new AdapterConfig
-            {
-                Method = m.IsMora ? AdapterMethod.Mora : AdapterMethod.Lora,
-                Rank = m.Rank!.Value,
-                MoraType = m.MoraType ?? MoraType.Sharing,
-                Seed = s.Seed + 3,
-            });
-        }
+        var adapted = m.Attach(model, s.Seed + 3);
         model.To(UuidSettings.ResolveDevice(s.Device));   // adapters first, then the device, then the optimizer
         var trainable = model.TrainableParameterCount();
         // No weight decay: the task is to store the pairs, and decay would pull every method towards the base.
         var opt = new AdamW(model.TrainableParameters(), lr, weightDecay: 0f);
-        var warmup = Math.Min(s.Warmup, s.Steps);
-        var schedule = new WarmupCosineLr(lr, warmup, s.Steps, lr * 0.1f, restartWarmup: m.HasRestarts ? Math.Max(1, warmup) : 0);
+        var schedule = m.Schedule(lr, s.Warmup, s.Steps);
         var trainer = new Trainer(model, opt, schedule, new FixedPairsSource(pairs, s.Seed + 4),
             new TrainerOptions { BatchSize = s.Batch, Time = UuidVocab.Time, Seed = s.Seed });
-        if (adapted != null && m.HasRestarts) trainer.Callbacks.Add(new AdapterRestarts(adapted, s.RestartEvery));
+        m.AddRestarts(trainer, adapted, s.RestartEvery);
 
         var curve = new List<UuidEvalPoint> { start };
         var loss = float.NaN;

@@ -87,5 +87,39 @@ public sealed record MethodSpec(MethodKind Kind, int? Rank, MoraType? MoraType)
         return list;
     }
 
+    /// <summary>
+    /// Attaches this method's adapters to <paramref name="model"/> (PEFT's defaults otherwise: <see cref="AdapterConfig"/>)
+    /// and freezes the rest; null for FFT, where everything trains. Call before moving the model to its device.
+    /// </summary>
+    public AdaptedModel? Attach(Nn.TransformerModel model, ulong seed, string[]? targets = null, bool trainEmbeddingsAndHead = false)
+    {
+        if (Kind == MethodKind.Fft) return null;
+        var config = new AdapterConfig
+        {
+            Method = IsMora ? AdapterMethod.Mora : AdapterMethod.Lora,
+            Rank = Rank!.Value,
+            MoraType = MoraType ?? Adapters.MoraType.Sharing,
+            TrainEmbeddingsAndHead = trainEmbeddingsAndHead,
+            Seed = seed,
+        };
+        return AdaptedModel.Wrap(model, targets == null ? config : config with { TargetModules = targets });
+    }
+
+    /// <summary>
+    /// Warm-up to <paramref name="lr"/>, cosine decay to a tenth at <paramref name="steps"/>; for ReLoRA and ReMoRA the
+    /// rate re-warms over the same warm-up after every restart (the jagged schedule).
+    /// </summary>
+    public Optim.WarmupCosineLr Schedule(float lr, int warmup, int steps)
+    {
+        warmup = Math.Min(warmup, steps);
+        return new Optim.WarmupCosineLr(lr, warmup, steps, lr * 0.1f, restartWarmup: HasRestarts ? Math.Max(1, warmup) : 0);
+    }
+
+    /// <summary>For ReLoRA and ReMoRA, adds the merge-and-restart callback every <paramref name="every"/> steps.</summary>
+    public void AddRestarts(Trainer trainer, AdaptedModel? adapted, int every)
+    {
+        if (adapted != null && HasRestarts) trainer.Callbacks.Add(new AdapterRestarts(adapted, every));
+    }
+
     public override string ToString() => Spec;
 }
