@@ -123,6 +123,37 @@ public sealed class PaperSuiteTests : IDisposable
     }
 
     [Fact]
+    public void AnInterruptedSuite_KeepsItsFinishedRuns_AndTheSameCommandContinuesFromThem()
+    {
+        var s = Tiny(PaperExperiment.Pretrain) with { Seeds = 1, GridLrs = [1e-2f] };
+        using var cts = new CancellationTokenSource();
+        var finished = 0;
+        var progress = new Reporter(p =>
+        {
+            if (p.Done && ++finished == 3) cts.Cancel();   // stop during the fourth run
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => PaperSuite.Run(s, progress, cts.Token));
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(s.CacheDir!, "runs"), "*.json").Length);
+        Assert.Empty(Directory.GetFiles(Path.Combine(s.CacheDir!, "runs"), "*.tmp-*"));
+        var cached = 0;
+        var r = PaperSuite.Run(s, new Reporter(p => cached += p.Cached ? 1 : 0));
+        Assert.Equal(3, cached);
+        Assert.Equal(s.Methods.Count * 2, r.Runs.Count);
+        // A damaged cache entry is trained again rather than trusted.
+        var entry = Directory.GetFiles(Path.Combine(s.CacheDir!, "runs"), "*.json")[0];
+        File.WriteAllText(entry, "{ not json");
+        cached = 0;
+        var again = PaperSuite.Run(s, new Reporter(p => cached += p.Cached ? 1 : 0));
+        Assert.Equal(r.Runs.Count - 1, cached);
+        Assert.Equal(r.Runs.Select(x => x.FinalValLoss), again.Runs.Select(x => x.FinalValLoss));
+    }
+
+    private sealed class Reporter(Action<PaperProgress> report) : IProgress<PaperProgress>
+    {
+        public void Report(PaperProgress value) => report(value);
+    }
+
+    [Fact]
     public void Continual_And_Tasks_ReportClozeForgettingAndAccuracy()
     {
         var c = PaperSuite.Run(Tiny(PaperExperiment.Continual));
