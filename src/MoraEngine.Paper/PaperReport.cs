@@ -185,6 +185,7 @@ public static class PaperReport
             }
             w.WriteEndArray();
             w.WriteNumber("seconds", r.Seconds);
+            w.WriteNumber("run_seconds", Math.Round(r.Runs.Sum(x => x.Seconds), 1));
             w.WriteEndObject();
         }
         return Encoding.UTF8.GetString(ms.ToArray()) + "\n";
@@ -230,6 +231,7 @@ public static class PaperReport
                 var v = Spread.Of(r.Final("pretrain", m.Name).Select(x => x.Spectra?.MeanCount ?? double.NaN).ToList());
                 return new ChartBar(m.Label, v.Mean, v.Min, v.Max, v.Mean.ToString("F1", Inv));
             }).ToList();
+            sub = sub.Replace("band min–max", "whiskers min–max", StringComparison.Ordinal);
             list.Add(("spectra.svg", PaperCharts.Bars("ΔW: singular values above 1% of the largest (mean per layer)", sub, "count per layer", bars)));
             var bins = new[] { "≥ 0.1", "0.01–0.1", "0.001–0.01", "1e-4–0.001", "< 1e-4" };
             var groups = bins.Select((label, i) => new ChartBarGroup("σ/σmax " + label, kinds.Select(m =>
@@ -336,13 +338,13 @@ public static class PaperReport
         if (s.Experiment is PaperExperiment.Pretrain or PaperExperiment.Spectra)
             sb.Append(Inv, $"- Pretraining: a random base, frozen for the adapter methods; token embeddings, RMSNorm weights and the head train in every method. ReLoRA and ReMoRA merge into W and restart every {s.RestartEvery} steps (adapters re-initialised, their AdamW state reset, the rate re-warmed over {s.Warmup} steps); ReMoRA alternates MoRA types 1 and 2.\n");
         if (r.Base is { } b)
-            sb.Append(Inv, $"- Base: every parameter pretrained for {b.Steps} steps on the general corpus at lr {b.Lr:G3} (AdamW, weight decay 0.1); its general validation loss is {b.GeneralValLoss:F4} nats/byte{(b.Cached ? " (loaded from the cache)" : string.Create(Inv, $" (trained in {b.Seconds:F0} s)"))}. Adapter methods train only their adapters.\n");
+            sb.Append(Inv, $"- Base: every parameter pretrained for {b.Steps} steps on the general corpus at lr {b.Lr:G3} (AdamW, weight decay 0.1); its general validation loss is {b.GeneralValLoss:F4} nats/byte{(b.Seconds > 0 ? string.Create(Inv, $" (trained in {b.Seconds:F0} s{(b.Cached ? ", loaded from the cache" : "")})") : " (loaded from the cache)")}. Adapter methods train only their adapters.\n");
         if (s.Experiment == PaperExperiment.Continual)
             sb.Append(Inv, $"- Domain: {s.DomainEntities} fictional places with five facts each (region, founder, founding year, export, emblem), each fact written in four training phrasings; held-out loss is on two other phrasings of the same facts, never trained on; cloze picks the most likely of 8 candidate values in a held-out phrasing. Each seed invents its own places.\n");
         if (s.Experiment == PaperExperiment.Tasks)
             sb.Append(Inv, $"- Tasks: {string.Join("; ", PaperTasks.Names.Select(n => $"{n}: {PaperTasks.Create(n, s.Seed, 8, 2).Description}"))}. {s.TaskTrain} training and {s.TaskTest} held-out examples per seed; loss on the completion only; accuracy is exact match of the completion (teacher-forced arg-max, the same as greedy decoding).\n");
         sb.Append(Inv, $"- General corpus: {Describe(r.Corpus)}; 1 document in 20 held out for validation; SHA-256 {r.Corpus.Sha256[..16]}….\n");
-        sb.Append(Inv, $"- Seeds: final runs on seeds {s.Seed}–{s.Seed + (ulong)s.Seeds - 1}, the grid on seed {s.GridSeed}. Preset `{s.Preset}`, device `{s.Device}`; the whole experiment took {r.Seconds:F0} s (runs reused from the cache count as 0).\n");
+        sb.Append(Inv, $"- Seeds: final runs on seeds {s.Seed}–{s.Seed + (ulong)s.Seeds - 1}, the grid on seed {s.GridSeed}. Preset `{s.Preset}`, device `{s.Device}`; this invocation took {r.Seconds:F0} s, and the {r.Runs.Count} runs took {r.Runs.Sum(x => x.Seconds):F0} s of training and evaluation in all (each run's own time, kept with it in the cache).\n");
         sb.Append("\nThe engine's LoRA and MoRA training matches PyTorch step for step on the parity fixtures (bench/parity), so these numbers describe the methods, not the engine. Small models and short runs: a verdict here is about this scale only.\n");
         return sb.ToString();
     }

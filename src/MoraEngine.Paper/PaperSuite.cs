@@ -10,7 +10,7 @@ namespace MoraEngine.Examples.Paper;
 /// <summary>The grid's outcome for one method of one setup.</summary>
 public sealed record GridChoice(string Setup, string Method, float[] Lrs, double[] FinalValLoss, float Chosen);
 
-/// <summary>The pretrained base of the continual and task experiments.</summary>
+/// <summary>The pretrained base of the continual and task experiments (<c>Seconds</c>: its training time, also when loaded from the cache).</summary>
 public sealed record BaseInfo(string? CachePath, bool Cached, int Steps, float Lr, double GeneralValLoss, double Seconds);
 
 /// <summary>One claim, its verdict and the numbers behind it.</summary>
@@ -198,9 +198,12 @@ public static class PaperSuite
         var model = new TransformerModel(s.ModelConfig, s.Seed);
         var path = s.CacheDir == null ? null : Path.Combine(s.CacheDir, $"base-{PaperRunner.Hash(BaseKey(s, corpus))}.safetensors");
         var cached = path != null && File.Exists(path);
+        double trainSeconds = 0;
         if (cached)
         {
             ModelIO.LoadWeights(path!, model);
+            using (var reader = Safetensors.Open(path!))
+                if (reader.Metadata.TryGetValue("train_seconds", out var t)) double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out trainSeconds);
             progress?.Report(new PaperProgress("base", 0, 0, s.BaseSteps, s.BaseSteps, float.NaN, null, true, true));
         }
         else
@@ -215,14 +218,19 @@ public static class PaperSuite
                 var loss = trainer.TrainStep();
                 progress?.Report(new PaperProgress("base", 0, 0, trainer.Step, s.BaseSteps, loss, null, false, trainer.Step == s.BaseSteps));
             }
+            trainSeconds = Math.Round(sw.Elapsed.TotalSeconds, 1);
             if (path != null)
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-                ModelIO.SaveWeights(path, model, new Dictionary<string, string> { ["paper_base"] = PaperRunner.Version });
+                ModelIO.SaveWeights(path, model, new Dictionary<string, string>
+                {
+                    ["paper_base"] = PaperRunner.Version,
+                    ["train_seconds"] = trainSeconds.ToString("R", CultureInfo.InvariantCulture),
+                });
             }
         }
         var val = PaperEval.TextLoss(model, corpus.Validation, s.EvalRows, s.Batch, s.Time);
         var weights = model.NamedParameters().ToDictionary(p => p.Name, p => p.Param.ToArray());
-        return (weights, new BaseInfo(path, cached, s.BaseSteps, s.BaseLr, val, Math.Round(sw.Elapsed.TotalSeconds, 1)));
+        return (weights, new BaseInfo(path, cached, s.BaseSteps, s.BaseLr, val, trainSeconds));
     }
 }
