@@ -154,6 +154,34 @@ public sealed class PaperSuiteTests : IDisposable
     }
 
     [Fact]
+    public void EveryPreset_IsValid_ForEveryExperiment()
+    {
+        foreach (var preset in new[] { "default", "full", "tiny" })
+            foreach (var e in Enum.GetValues<PaperExperiment>())
+            {
+                var s = PaperSettings.For(e, preset);
+                s.Validate();
+                Assert.All(s.RequiredKinds, k => Assert.Contains(s.Methods, m => m.Name == k));
+            }
+        Assert.Equal(PaperSettings.For(PaperExperiment.Pretrain).GridLrs, PaperSettings.For(PaperExperiment.Spectra).GridLrs);
+    }
+
+    [Fact]
+    public void TheGpuKernels_OnIlgpusCpuAccelerator_GiveTheSameRunsAsTheCpu()
+    {
+        // Restarts, merges, evaluation and spectra through the device path (what --device cuda runs).
+        var s = Tiny(PaperExperiment.Spectra) with { Seeds = 1, GridLrs = [1e-2f], Steps = 2, EvalEvery = 2, RestartEvery = 1, Batch = 2, EvalRows = 2, Time = 32, CacheDir = null };
+        var cpu = PaperSuite.Run(s);
+        var gpu = PaperSuite.Run(s with { Device = "ilgpu-cpu" });
+        foreach (var (a, b) in cpu.Runs.Zip(gpu.Runs))
+        {
+            Assert.Equal(a.Method, b.Method);
+            Assert.Equal(a.FinalValLoss, b.FinalValLoss, 3e-4);
+            Assert.Equal(a.Spectra!.Layers.Select(l => l.Count), b.Spectra!.Layers.Select(l => l.Count));
+        }
+    }
+
+    [Fact]
     public void Continual_And_Tasks_ReportClozeForgettingAndAccuracy()
     {
         var c = PaperSuite.Run(Tiny(PaperExperiment.Continual));
