@@ -40,7 +40,7 @@ public static class PaperCommand
         var heads = new Option<int?>("--heads") { Description = "Attention heads (default 4)." };
         var rank = new Option<int?>("--rank") { Description = "LoRA rank r (default 8); MoRA gets the same parameters." };
         var methods = new Option<string?>("--methods") { Description = "Methods to compare (default: the claim's, e.g. fft,lora:8,relora:8,mora:8:1,remora:8:1)." };
-        var gridLrs = new Option<string?>("--grid-lrs") { Description = "Peak rates the grid tries for every method (default 3e-4,1e-3,3e-3,1e-2; tasks 1e-3,3e-3,1e-2)." };
+        var gridLrs = new Option<string?>("--grid-lrs") { Description = "Peak rates the grid tries for every method (default 3e-4,1e-3,3e-3,1e-2; continual 1e-4,3e-4,1e-3,3e-3; tasks 1e-3,3e-3,1e-2)." };
         var evalEvery = new Option<int?>("--eval-every") { Description = "Steps between held-out evaluations (default 25)." };
         var restartEvery = new Option<int?>("--restart-every") { Description = "Steps between ReLoRA/ReMoRA merges (default 75)." };
         var warmup = new Option<int?>("--warmup") { Description = "Warm-up steps, also after each restart (default 20)." };

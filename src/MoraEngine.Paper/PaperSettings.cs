@@ -138,10 +138,15 @@ public sealed record PaperSettings
             },
             _ => throw new ArgumentException($"--preset must be default, full or tiny, got '{preset}'."),
         };
-        // Pretraining and continual pretraining also try 3e-4 (full training and MoRA's larger r̂ can want less);
-        // tasks train longer on their short examples.
+        // Pretraining also tries 3e-4; continual pretraining from the base wants lower rates (1e-2 overfits every
+        // method); tasks train longer on their short examples.
         if (preset == "default")
-            r = experiment == PaperExperiment.Tasks ? r with { Steps = 500 } : r with { GridLrs = [3e-4f, 1e-3f, 3e-3f, 1e-2f] };
+            r = experiment switch
+            {
+                PaperExperiment.Tasks => r with { Steps = 500 },
+                PaperExperiment.Continual => r with { GridLrs = [1e-4f, 3e-4f, 1e-3f, 3e-3f] },
+                _ => r with { GridLrs = [3e-4f, 1e-3f, 3e-3f, 1e-2f] },
+            };
         var k = r.Rank.ToString(CultureInfo.InvariantCulture);
         return r with { Methods = MethodSpec.ParseList(DefaultMethods(experiment, k)) };
     }
