@@ -130,6 +130,52 @@ public class SgemmTests
         }
     }
 
+    /// <summary>Columns [k0, k0 + kn) of op(X) as their own matrix (row-major storage with a padded leading dimension).</summary>
+    private static (float[] X, int Ld) SliceK(float[] x, int ld, bool trans, int outer, int k0, int kn, int pad)
+    {
+        // trans: X stored K×outer, so the slice is rows k0..k0+kn; otherwise X stored outer×K: columns k0..k0+kn.
+        int rows = trans ? kn : outer, cols = trans ? outer : kn, newLd = cols + pad;
+        var r = new float[Math.Max(0, (rows - 1) * newLd + cols)];
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++)
+                r[i * newLd + j] = trans ? x[(k0 + i) * ld + j] : x[i * ld + k0 + j];
+        return (r, newLd);
+    }
+
+    /// <summary>
+    /// C = alpha·(op(A)·op(B) + op(A2)·op(B2)) + beta·C against the double reference of one product over the joined K:
+    /// every transpose and kernel, K blocks that straddle the two sources, the unpacked shapes (two products).
+    /// </summary>
+    [Theory]
+    [InlineData(37, 53, 250, 8)]     // K = 258: two blocks, the second straddles A and A2
+    [InlineData(200, 300, 256, 8)]   // A fills the first block exactly; A2 alone in the last
+    [InlineData(400, 301, 600, 16)]  // crosses MC, KC and the parallel threshold
+    [InlineData(5, 7, 3, 2)]
+    [InlineData(19, 4133, 64, 4)]    // crosses NC
+    [InlineData(2048, 16, 256, 8)]   // n ≤ 16 with Bᵀ: two products
+    [InlineData(3, 40, 64, 8)]       // m ≤ 4 with Bᵀ: two products
+    public void MultiplyConcat_IsOneGemmOverTheJoinedK(int m, int n, int k, int k2)
+    {
+        var rng = new Random(m * 7919 + n * 31 + k + k2);
+        foreach (bool transA in new[] { false, true })
+        foreach (bool transB in new[] { false, true })
+        foreach (var (alpha, beta) in new[] { (1f, 0f), (-0.5f, 1f) })
+        {
+            var t = MakeCase(rng, transA, transB, m, n, k + k2, alpha, beta, padC: 3, nanC: beta == 0);
+            var (a1, lda1) = SliceK(t.A, t.Lda, transA, m, 0, k, 1);
+            var (a2, lda2) = SliceK(t.A, t.Lda, transA, m, k, k2, 2);
+            var (b1, ldb1) = SliceK(t.B, t.Ldb, !transB, n, 0, k, 3);
+            var (b2, ldb2) = SliceK(t.B, t.Ldb, !transB, n, k, k2, 0);
+            foreach (Isa isa in Enum.GetValues<Isa>())
+            {
+                if (!Sgemm.IsSupported(isa)) continue;
+                var c = (float[])t.C0.Clone();
+                Sgemm.MultiplyConcat(isa, transA, transB, m, n, k, alpha, a1, lda1, b1, ldb1, k2, a2, lda2, b2, ldb2, beta, c, t.Ldc);
+                AssertClose(t, c, what: $"{isa} concat alpha={alpha} beta={beta}");
+            }
+        }
+    }
+
     /// <summary>The unpacked paths on awkward sizes, serial and split: few rows times a transposed weight (x·Wᵀ with W [n, k], m ≤ 4: decoding) and many rows times few (n ≤ 16: an adapter's x·Aᵀ), and shapes just past both.</summary>
     [Theory]
     [InlineData(1, 1, 32)]

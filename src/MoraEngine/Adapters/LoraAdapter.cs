@@ -41,6 +41,10 @@ public sealed class LoraAdapter : LinearAdapter
     public override Tensor Forward(Tensor x, Tensor baseOutput) =>
         Ops.LoraDelta(Ops.Dropout(x, _dropout, _dropRng, Training), A, B, Scaling, baseOutput);
 
+    /// <summary>Without dropout on its input (the default, and always in evaluation), the update joins the layer's GEMM.</summary>
+    internal override Tensor? FusedForward(Linear layer, Tensor x) =>
+        _dropout > 0 && Training ? null : Ops.LinearLora(x, layer.Weight, layer.Bias, A, B, Scaling);
+
     internal override Tensor ForwardOwned(Tensor x, Tensor baseOutput) =>
         Ops.LoraDelta(Ops.Dropout(x, _dropout, _dropRng, Training), A, B, Scaling, baseOutput, ownsBase: true);
 

@@ -70,4 +70,16 @@ public partial interface IBackend
         Tensor a, bool transA, long strideA,
         Tensor b, bool transB, long strideB,
         float beta, Tensor c, long strideC);
+
+    /// <summary>
+    /// C = alpha·(op(A)·op(B) + op(A2)·op(B2)) + beta·C: a second product that continues the first along K (op(A2)
+    /// m×k2, op(B2) k2×n, the same transposes), e.g. a LoRA update joining its layer's product. A backend that fuses
+    /// it reads and writes C once; the default runs two products.
+    /// </summary>
+    void GemmConcat(int m, int n, int k, float alpha, Tensor a, bool transA, Tensor b, bool transB,
+        int k2, Tensor a2, Tensor b2, float beta, Tensor c)
+    {
+        Gemm(1, m, n, k, alpha, a, transA, 0, b, transB, 0, beta, c, 0);
+        Gemm(1, m, n, k2, alpha, a2, transA, 0, b2, transB, 0, 1f, c, 0);
+    }
 }

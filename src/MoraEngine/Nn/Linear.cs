@@ -15,6 +15,12 @@ public abstract class LinearAdapter : Module
     /// </summary>
     internal virtual Tensor ForwardOwned(Tensor x, Tensor baseOutput) => Forward(x, baseOutput);
 
+    /// <summary>
+    /// The layer and this update as one operation, when the adapter has one (LoRA joins the layer's GEMM along K);
+    /// null: the layer runs its product and <see cref="ForwardOwned"/> adds the update.
+    /// </summary>
+    internal virtual Tensor? FusedForward(Linear layer, Tensor x) => null;
+
     /// <summary>The update as an explicit [out, in] matrix (for merging), computed without autodiff.</summary>
     public abstract Tensor DeltaWeight();
 
@@ -66,6 +72,7 @@ public sealed class Linear : Module
 
     public Tensor Forward(Tensor x)
     {
+        if (Adapter is { IsMerged: false } && Adapter.FusedForward(this, x) is { } fused) return fused;
         var y = Ops.Linear(x, Weight, Bias);
         return Adapter == null || Adapter.IsMerged ? y : Adapter.ForwardOwned(x, y);
     }

@@ -11,6 +11,78 @@ public static partial class Ops
     public static Tensor LoraDelta(Tensor x, Tensor a, Tensor b, float scale, Tensor baseOutput) =>
         LoraDelta(x, a, b, scale, baseOutput, ownsBase: false);
 
+    /// <summary>
+    /// A linear layer with its LoRA update as one product: y = [x | s·x·Aᵀ]·[W | B]ᵀ (+ bias), and in the backward
+    /// gx = [gy | s·gy·B]·[W; A]. The update joins the layer's GEMM along K, so y and gx are each written once, with
+    /// no separate pass over [tokens, out] or [tokens, in]. Same result as <see cref="Linear"/> followed by
+    /// <see cref="LoraDelta(Tensor, Tensor, Tensor, float, Tensor)"/> (no dropout on the adapter's input).
+    /// </summary>
+    internal static Tensor LinearLora(Tensor x, Tensor weight, Tensor? bias, Tensor a, Tensor b, float scale)
+    {
+        Tensor.SameDevice("LinearLora", x, weight);
+        Tensor.SameDevice("LinearLora", weight, a);
+        Tensor.SameDevice("LinearLora", a, b);
+        if (weight.Rank != 2 || weight.IsTransposed)
+            throw new ArgumentException($"LinearLora: weight must be a plain [out, in] matrix, got {weight.ShapeText}.");
+        int inF = weight.Dim(1), outF = weight.Dim(0);
+        if (a.Rank != 2 || b.Rank != 2 || a.IsTransposed || b.IsTransposed || b.Dim(1) != a.Dim(0) || a.Dim(1) != inF || b.Dim(0) != outF)
+            throw new ArgumentException($"LinearLora: A {a.ShapeText} and B {b.ShapeText} must be [r, {inF}] and [{outF}, r].");
+        if (x.Rank < 1 || x.Dim(-1) != inF)
+            throw new ArgumentException($"LinearLora: input {x.ShapeText} does not match weight {weight.ShapeText} (expects last dimension {inF}).");
+        if (bias != null && (bias.Rank != 1 || bias.Dim(0) != outF))
+            throw new ArgumentException($"LinearLora: bias {bias.ShapeText} does not match weight {weight.ShapeText}.");
+        x = Contiguous(x);
+        int r = a.Dim(0);
+        var rows = x.Length / Math.Max(1, inF);
+        var be = x.Device.Backend;
+        // hs = s·x·Aᵀ [rows, r]: kept for B's gradient (gyᵀ·hs = s·gyᵀ·h).
+        var hs = Tensor.Empty(x.Device, [rows, r]);
+        be.Gemm(1, rows, r, inF, scale, x, false, 0, a, true, 0, 0f, hs, 0);
+        var y = Tensor.Empty(x.Device, x.ShapeArray[..^1].Append(outF).ToArray());
+        be.GemmConcat(rows, outF, inF, 1f, x, false, weight, true, r, hs, b, 0f, y);
+        if (bias != null) be.Binary(Backends.BinaryOp.Add, y, bias, y, Backends.Broadcast.Plan("LinearLora", y.Shape, bias.Shape));
+
+        var inputs = bias == null ? new[] { x, weight, a, b } : new[] { x, weight, a, b, bias };
+        if (Graph.Needs(inputs))
+            Graph.Record("LinearLora", y, inputs, gy =>
+            {
+                if (weight.RequiresGrad)
+                {
+                    var (gw, acc) = Graph.GradSlot(weight);
+                    be.Gemm(1, outF, inF, rows, 1f, gy, true, 0, x, false, 0, acc ? 1f : 0f, gw, 0);
+                }
+                if (bias is { RequiresGrad: true })
+                {
+                    var (gbias, acc) = Graph.GradSlot(bias);
+                    var tmp = acc ? Tensor.EmptyIn(bias.Device, bias.ShapeArray, MemoryScope.Current) : gbias;
+                    be.ReduceSum(gy, tmp, 1, rows, outF, 1f);
+                    if (acc) be.Scale(tmp, 1f, gbias, true);
+                }
+                if (b.RequiresGrad)
+                {
+                    var (gb, acc) = Graph.GradSlot(b);
+                    be.Gemm(1, outF, r, rows, 1f, gy, true, 0, hs, false, 0, acc ? 1f : 0f, gb, 0);
+                }
+                if (!a.RequiresGrad && !x.RequiresGrad) return;
+                // gh = s·gy·B [rows, r], through Bᵀ stored row by row: one pass over gy.
+                var gh = Tensor.EmptyIn(x.Device, [rows, r], MemoryScope.Current);
+                var bT = Tensor.EmptyIn(x.Device, [r, outF], MemoryScope.Current);
+                be.Transpose(b, bT, 1, outF, r);
+                be.Gemm(1, rows, r, outF, scale, gy, false, 0, bT, true, 0, 0f, gh, 0);
+                if (a.RequiresGrad)
+                {
+                    var (ga, acc) = Graph.GradSlot(a);
+                    be.Gemm(1, r, inF, rows, 1f, gh, true, 0, x, false, 0, acc ? 1f : 0f, ga, 0);
+                }
+                if (x.RequiresGrad)
+                {
+                    var (gx, acc) = Graph.GradSlot(x);
+                    be.GemmConcat(rows, inF, outF, 1f, gy, false, weight, false, r, gh, a, acc ? 1f : 0f, gx);
+                }
+            });
+        return y;
+    }
+
     // ownsBase: The caller hands over baseOutput, which nothing else reads (a
     // layer's fresh output): the update is added into its buffer and the gradient passes through without copies.
     internal static Tensor LoraDelta(Tensor x, Tensor a, Tensor b, float scale, Tensor baseOutput, bool ownsBase)

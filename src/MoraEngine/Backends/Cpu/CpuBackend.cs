@@ -59,4 +59,9 @@ public sealed partial class CpuBackend : IBackend
         else
             Sgemm.MultiplyBatched(batch, transA, transB, m, n, k, alpha, aSpan, lda, strideA, bSpan, ldb, strideB, beta, cSpan, n, strideC);
     }
+
+    public void GemmConcat(int m, int n, int k, float alpha, Tensor a, bool transA, Tensor b, bool transB,
+        int k2, Tensor a2, Tensor b2, float beta, Tensor c) =>
+        Sgemm.MultiplyConcat(transA, transB, m, n, k, alpha, a.CpuArray.AsSpan(a.Offset), transA ? m : k, b.CpuArray.AsSpan(b.Offset), transB ? k : n,
+            k2, a2.CpuArray.AsSpan(a2.Offset), transA ? m : k2, b2.CpuArray.AsSpan(b2.Offset), transB ? k2 : n, beta, c.CpuArray.AsSpan(c.Offset), n);
 }

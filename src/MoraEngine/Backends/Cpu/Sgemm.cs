@@ -137,6 +137,56 @@ internal static unsafe partial class Sgemm
         }
     }
 
+    /// <summary>
+    /// C = alpha·(op(A)·op(B) + op(A2)·op(B2)) + beta·C, where the second product continues the first along K
+    /// (op(A2) m×k2, op(B2) k2×n, the same transposes): one GEMM over K = k + k2, so C is read and written once.
+    /// This is how a LoRA update joins its layer: [x | x·Aᵀ]·[W | s·B]ᵀ. Shapes the packed path does not take
+    /// (a few rows or columns) run as two products.
+    /// </summary>
+    public static void MultiplyConcat(bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        int k2, ReadOnlySpan<float> a2, int lda2, ReadOnlySpan<float> b2, int ldb2,
+        float beta, Span<float> c, int ldc)
+        => MultiplyConcat(ActiveIsa, transA, transB, m, n, k, alpha, a, lda, b, ldb, k2, a2, lda2, b2, ldb2, beta, c, ldc);
+
+    internal static void MultiplyConcat(Isa isa, bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        int k2, ReadOnlySpan<float> a2, int lda2, ReadOnlySpan<float> b2, int ldb2,
+        float beta, Span<float> c, int ldc)
+    {
+        Validate(transA, transB, m, n, k, lda, ldb, ldc);
+        Validate(transA, transB, m, n, k2, lda2, ldb2, ldc);
+        CheckLength(a2.Length, transA ? k2 : m, transA ? m : k2, lda2, 0, 1, nameof(a2));
+        CheckLength(b2.Length, transB ? n : k2, transB ? k2 : n, ldb2, 0, 1, nameof(b2));
+        var packed = !((!transA && transB && (m <= SkinnyRows || n <= NarrowCols)) || k == 0 || k2 == 0 || alpha == 0f);
+        if (!packed)
+        {
+            Multiply(isa, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            Multiply(isa, transA, transB, m, n, k2, alpha, a2, lda2, b2, ldb2, 1f, c, ldc);
+            return;
+        }
+        CheckLength(a.Length, transA ? k : m, transA ? m : k, lda, 0, 1, nameof(a));
+        CheckLength(b.Length, transB ? n : k, transB ? k : n, ldb, 0, 1, nameof(b));
+        CheckLength(c.Length, m, n, ldc, 0, 1, nameof(c));
+        if (!IsSupported(isa)) throw new PlatformNotSupportedException($"GEMM kernel {isa} is not supported on this CPU.");
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pa2 = a2)
+        fixed (float* pb2 = b2)
+        fixed (float* pc = c)
+        {
+            var p = new Problem(isa, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+            {
+                K2 = k2, A2 = pa2, B2 = pb2, Lda2 = lda2, Ldb2 = ldb2,
+            };
+            if ((long)m * n * (k + k2) < ParallelThreshold || CpuThreadPool.Parallelism == 1)
+                RunSerial(in p, 0, m, 0, n);
+            else
+                RunParallel(&p);
+        }
+    }
+
     /// <summary>Row counts up to which x·Wᵀ with W stored [n, k] skips packing (decoding: one row per token).</summary>
     internal const int SkinnyRows = 4;
 
@@ -337,6 +387,10 @@ internal static unsafe partial class Sgemm
         public float Alpha, Beta;
         public float* A, B, C;
         public nint Lda, Ldb, Ldc;
+        // A second product along K (MultiplyConcat): op(A2) m×K2 and op(B2) K2×n continue A's and B's columns/rows.
+        public int K2;
+        public float* A2, B2;
+        public nint Lda2, Ldb2;
 
         public Problem(Isa isa, bool transA, bool transB, int m, int n, int k, float alpha,
             float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
@@ -344,6 +398,9 @@ internal static unsafe partial class Sgemm
             Isa = isa; TransA = transA; TransB = transB; M = m; N = n; K = k; Alpha = alpha; Beta = beta;
             A = a; B = b; C = c; Lda = lda; Ldb = ldb; Ldc = ldc;
         }
+
+        /// <summary>K of both products together.</summary>
+        public readonly int KTotal => K + K2;
     }
 
     private struct ParallelContext
@@ -433,7 +490,7 @@ internal static unsafe partial class Sgemm
     /// <summary>Computes rows [i0,i1) × columns [j0,j1) of C on the calling thread.</summary>
     private static void RunSerial(in Problem p, int i0, int i1, int j0, int j1)
     {
-        int k = p.K;
+        int k = p.KTotal;
         if (k == 0 || p.Alpha == 0f)
         {
             ScaleC(p.C, p.Ldc, i0, i1, j0, j1, p.Beta);
@@ -520,40 +577,48 @@ internal static unsafe partial class Sgemm
     /// </summary>
     private static void PackA(in Problem p, int ic, int mc, int pc, int kc, int mr, float* dst)
     {
-        nint lda = p.Lda;
+        // Columns below K come from A, the rest from A2 (MultiplyConcat).
+        int k1 = Math.Clamp(p.K - pc, 0, kc);
         for (int ir = 0; ir < mc; ir += mr)
         {
             int rows = Math.Min(mr, mc - ir);
             float* panel = dst + (nint)ir * kc;
-            if (p.TransA)
+            if (k1 > 0) PackAPanel(p.A, p.Lda, p.TransA, ic + ir, rows, pc, k1, mr, panel);
+            if (k1 < kc) PackAPanel(p.A2, p.Lda2, p.TransA, ic + ir, rows, pc + k1 - p.K, kc - k1, mr, panel + (nint)k1 * mr);
+        }
+    }
+
+    /// <summary>One micro-panel: op(A)[row0 .. row0+rows, q0 .. q0+kc] into panel[q·mr + r], rows past <paramref name="rows"/> zero.</summary>
+    private static void PackAPanel(float* a, nint lda, bool transA, int row0, int rows, int q0, int kc, int mr, float* panel)
+    {
+        if (transA)
+        {
+            // A stored k×m: the MR values for one p are contiguous.
+            float* src = a + (nint)q0 * lda + row0;
+            if (rows == mr && mr == 16 && Vector512.IsHardwareAccelerated)
             {
-                // A stored k×m: the MR values for one p are contiguous.
-                float* src = p.A + (nint)pc * lda + ic + ir;
-                if (rows == mr && mr == 16 && Vector512.IsHardwareAccelerated)
-                {
-                    for (int q = 0; q < kc; q++, src += lda, panel += 16)
-                        Vector512.Store(Vector512.Load(src), panel);
-                }
-                else if (rows == mr && mr == 8 && Vector256.IsHardwareAccelerated)
-                {
-                    for (int q = 0; q < kc; q++, src += lda, panel += 8)
-                        Vector256.Store(Vector256.Load(src), panel);
-                }
-                else
-                {
-                    for (int q = 0; q < kc; q++, src += lda, panel += mr)
-                    {
-                        int r = 0;
-                        for (; r < rows; r++) panel[r] = src[r];
-                        for (; r < mr; r++) panel[r] = 0f;
-                    }
-                }
+                for (int q = 0; q < kc; q++, src += lda, panel += 16)
+                    Vector512.Store(Vector512.Load(src), panel);
+            }
+            else if (rows == mr && mr == 8 && Vector256.IsHardwareAccelerated)
+            {
+                for (int q = 0; q < kc; q++, src += lda, panel += 8)
+                    Vector256.Store(Vector256.Load(src), panel);
             }
             else
             {
-                // A stored m×k: row r of the block becomes column r of the micro-panel.
-                PackTransposed(p.A + (ic + ir) * lda + pc, lda, rows, kc, panel, mr);
+                for (int q = 0; q < kc; q++, src += lda, panel += mr)
+                {
+                    int r = 0;
+                    for (; r < rows; r++) panel[r] = src[r];
+                    for (; r < mr; r++) panel[r] = 0f;
+                }
             }
+        }
+        else
+        {
+            // A stored m×k: row r of the block becomes column r of the micro-panel.
+            PackTransposed(a + row0 * lda + q0, lda, rows, kc, panel, mr);
         }
     }
 
@@ -563,46 +628,54 @@ internal static unsafe partial class Sgemm
     /// </summary>
     private static void PackB(in Problem p, int pc, int kc, int jc, int nc, int nr, float* dst)
     {
-        nint ldb = p.Ldb;
+        // Rows below K come from B, the rest from B2 (MultiplyConcat).
+        int k1 = Math.Clamp(p.K - pc, 0, kc);
         for (int jr = 0; jr < nc; jr += nr)
         {
             int cols = Math.Min(nr, nc - jr);
             float* panel = dst + (nint)jr * kc;
-            if (!p.TransB)
+            if (k1 > 0) PackBPanel(p.B, p.Ldb, p.TransB, jc + jr, cols, pc, k1, nr, panel);
+            if (k1 < kc) PackBPanel(p.B2, p.Ldb2, p.TransB, jc + jr, cols, pc + k1 - p.K, kc - k1, nr, panel + (nint)k1 * nr);
+        }
+    }
+
+    /// <summary>One micro-panel: op(B)[q0 .. q0+kc, col0 .. col0+cols] into panel[q·nr + j], columns past <paramref name="cols"/> zero.</summary>
+    private static void PackBPanel(float* b, nint ldb, bool transB, int col0, int cols, int q0, int kc, int nr, float* panel)
+    {
+        if (!transB)
+        {
+            // B stored k×n: each row segment of NR values is contiguous.
+            float* src = b + (nint)q0 * ldb + col0;
+            if (cols == nr && nr == 32 && Vector512.IsHardwareAccelerated)
             {
-                // B stored k×n: each row segment of NR values is contiguous.
-                float* src = p.B + (nint)pc * ldb + jc + jr;
-                if (cols == nr && nr == 32 && Vector512.IsHardwareAccelerated)
+                for (int q = 0; q < kc; q++, src += ldb, panel += 32)
                 {
-                    for (int q = 0; q < kc; q++, src += ldb, panel += 32)
-                    {
-                        Vector512.Store(Vector512.Load(src), panel);
-                        Vector512.Store(Vector512.Load(src + 16), panel + 16);
-                    }
+                    Vector512.Store(Vector512.Load(src), panel);
+                    Vector512.Store(Vector512.Load(src + 16), panel + 16);
                 }
-                else if (cols == nr && nr == 16 && Vector256.IsHardwareAccelerated)
+            }
+            else if (cols == nr && nr == 16 && Vector256.IsHardwareAccelerated)
+            {
+                for (int q = 0; q < kc; q++, src += ldb, panel += 16)
                 {
-                    for (int q = 0; q < kc; q++, src += ldb, panel += 16)
-                    {
-                        Vector256.Store(Vector256.Load(src), panel);
-                        Vector256.Store(Vector256.Load(src + 8), panel + 8);
-                    }
-                }
-                else
-                {
-                    for (int q = 0; q < kc; q++, src += ldb, panel += nr)
-                    {
-                        int j = 0;
-                        for (; j < cols; j++) panel[j] = src[j];
-                        for (; j < nr; j++) panel[j] = 0f;
-                    }
+                    Vector256.Store(Vector256.Load(src), panel);
+                    Vector256.Store(Vector256.Load(src + 8), panel + 8);
                 }
             }
             else
             {
-                // B stored n×k: row j of op(B)ᵀ becomes column j of the micro-panel.
-                PackTransposed(p.B + (jc + jr) * ldb + pc, ldb, cols, kc, panel, nr);
+                for (int q = 0; q < kc; q++, src += ldb, panel += nr)
+                {
+                    int j = 0;
+                    for (; j < cols; j++) panel[j] = src[j];
+                    for (; j < nr; j++) panel[j] = 0f;
+                }
             }
+        }
+        else
+        {
+            // B stored n×k: row j of op(B)ᵀ becomes column j of the micro-panel.
+            PackTransposed(b + col0 * ldb + q0, ldb, cols, kc, panel, nr);
         }
     }
 
