@@ -51,29 +51,14 @@ public static partial class Ops
                     var (gw, acc) = Graph.GradSlot(weight);
                     be.Gemm(1, outF, inF, rows, 1f, gy, true, 0, x, false, 0, acc ? 1f : 0f, gw, 0);
                 }
-                if (bias is { RequiresGrad: true })
-                {
-                    var (gbias, acc) = Graph.GradSlot(bias);
-                    var tmp = acc ? Tensor.EmptyIn(bias.Device, bias.ShapeArray, MemoryScope.Current) : gbias;
-                    be.ReduceSum(gy, tmp, 1, rows, outF, 1f);
-                    if (acc) be.Scale(tmp, 1f, gbias, true);
-                }
+                if (bias is { RequiresGrad: true }) BiasGradient(bias, gy, rows, outF);
                 if (b.RequiresGrad)
                 {
                     var (gb, acc) = Graph.GradSlot(b);
                     be.Gemm(1, outF, r, rows, 1f, gy, true, 0, hs, false, 0, acc ? 1f : 0f, gb, 0);
                 }
                 if (!a.RequiresGrad && !x.RequiresGrad) return;
-                // gh = s·gy·B [rows, r], through Bᵀ stored row by row: one pass over gy.
-                var gh = Tensor.EmptyIn(x.Device, [rows, r], MemoryScope.Current);
-                var bT = Tensor.EmptyIn(x.Device, [r, outF], MemoryScope.Current);
-                be.Transpose(b, bT, 1, outF, r);
-                be.Gemm(1, rows, r, outF, scale, gy, false, 0, bT, true, 0, 0f, gh, 0);
-                if (a.RequiresGrad)
-                {
-                    var (ga, acc) = Graph.GradSlot(a);
-                    be.Gemm(1, r, inF, rows, 1f, gh, true, 0, x, false, 0, acc ? 1f : 0f, ga, 0);
-                }
+                var gh = LoraInputGradients(x, a, b, gy, scale, rows);
                 if (x.RequiresGrad)
                 {
                     var (gx, acc) = Graph.GradSlot(x);
@@ -121,17 +106,7 @@ public static partial class Ops
                     be.Gemm(1, outF, r, rows, scale, gy, true, 0, h, false, 0, acc ? 1f : 0f, gb, 0);
                 }
                 if (!a.RequiresGrad && !x.RequiresGrad) return;
-                // gh = scale·gy·B  [rows, r]
-                var gh = Tensor.EmptyIn(x.Device, [rows, r], MemoryScope.Current);
-                // With Bᵀ [r, out] stored row by row this is r dot products per token: one pass over gy.
-                var bT = Tensor.EmptyIn(x.Device, [r, outF], MemoryScope.Current);
-                be.Transpose(b, bT, 1, outF, r);
-                be.Gemm(1, rows, r, outF, scale, gy, false, 0, bT, true, 0, 0f, gh, 0);
-                if (a.RequiresGrad)
-                {
-                    var (ga, acc) = Graph.GradSlot(a);
-                    be.Gemm(1, r, inF, rows, 1f, gh, true, 0, x, false, 0, acc ? 1f : 0f, ga, 0);
-                }
+                var gh = LoraInputGradients(x, a, b, gy, scale, rows);
                 if (x.RequiresGrad)
                 {
                     var (gx, acc) = Graph.GradSlot(x);
@@ -139,5 +114,25 @@ public static partial class Ops
                 }
             });
         return y;
+    }
+
+    /// <summary>
+    /// gh = s·gy·B [rows, r], through Bᵀ [r, out] stored row by row (r dot products per token: one pass over gy), and
+    /// A's gradient ghᵀ·x when A trains. Returns gh (scoped) for the input's gradient.
+    /// </summary>
+    private static Tensor LoraInputGradients(Tensor x, Tensor a, Tensor b, Tensor gy, float scale, int rows)
+    {
+        var be = x.Device.Backend;
+        int r = a.Dim(0), inF = a.Dim(1), outF = b.Dim(0);
+        var gh = Tensor.EmptyIn(x.Device, [rows, r], MemoryScope.Current);
+        var bT = Tensor.EmptyIn(x.Device, [r, outF], MemoryScope.Current);
+        be.Transpose(b, bT, 1, outF, r);
+        be.Gemm(1, rows, r, outF, scale, gy, false, 0, bT, true, 0, 0f, gh, 0);
+        if (a.RequiresGrad)
+        {
+            var (ga, acc) = Graph.GradSlot(a);
+            be.Gemm(1, r, inF, rows, 1f, gh, true, 0, x, false, 0, acc ? 1f : 0f, ga, 0);
+        }
+        return gh;
     }
 }

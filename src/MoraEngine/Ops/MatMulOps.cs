@@ -144,14 +144,17 @@ public static partial class Ops
                     var (gw, acc) = Graph.GradSlot(weight);
                     be.Gemm(1, outF, inF, rows, 1f, gy, true, 0, x, false, 0, acc ? 1f : 0f, gw, 0);
                 }
-                if (bias is { RequiresGrad: true })
-                {
-                    var (gb, acc) = Graph.GradSlot(bias);
-                    var tmp = acc ? Tensor.EmptyIn(bias.Device, bias.ShapeArray, MemoryScope.Current) : gb;
-                    be.ReduceSum(gy, tmp, 1, rows, outF, 1f);
-                    if (acc) be.Scale(tmp, 1f, gb, true);
-                }
+                if (bias is { RequiresGrad: true }) BiasGradient(bias, gy, rows, outF);
             });
         return y;
+    }
+
+    /// <summary>Adds Σ over rows of gy [rows, out] into the bias's gradient slot.</summary>
+    private static void BiasGradient(Tensor bias, Tensor gy, int rows, int outF)
+    {
+        var (gb, acc) = Graph.GradSlot(bias);
+        var tmp = acc ? Tensor.EmptyIn(bias.Device, bias.ShapeArray, MemoryScope.Current) : gb;
+        bias.Device.Backend.ReduceSum(gy, tmp, 1, rows, outF, 1f);
+        if (acc) bias.Device.Backend.Scale(tmp, 1f, gb, true);
     }
 }
