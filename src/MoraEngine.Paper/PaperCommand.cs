@@ -155,7 +155,7 @@ public static class PaperCommand
         results = null;
         var runsPerSetup = s.Methods.Count * (s.GridLrs.Length + s.Seeds);
         AnsiConsole.MarkupLine(string.Create(Inv,
-            $"[bold]MoRA paper: {s.Experiment.ToString().ToLowerInvariant()}[/] ({s.Preset}): {Markup.Escape(string.Join(", ", s.Methods.Select(m => m.Label)))}; grid {string.Join("/", s.GridLrs.Select(x => x.ToString("G3", Inv)))} on seed {s.GridSeed}, then {s.Seeds} seed(s); {s.Steps} steps × {s.Batch}×{s.Time} each; {runsPerSetup} runs per setup on {Markup.Escape(PaperSettings.ResolveDevice(s.Device).Name)}."));
+            $"[bold]MoRA paper: {s.Experiment.ToString().ToLowerInvariant()}[/] ({s.Preset}): {Markup.Escape(string.Join(", ", s.Methods.Select(m => m.Label)))}; grid {string.Join("/", s.GridLrs.Select(x => x.ToString("G3", Inv)))} on seed {s.GridSeed}, then {s.Seeds} seed(s); {s.Steps} steps × {s.Batch}×{s.Time} each; {runsPerSetup} runs per setup on {Markup.Escape(Devices.ParseOption(s.Device).Name)}."));
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {

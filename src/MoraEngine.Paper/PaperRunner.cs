@@ -138,7 +138,7 @@ internal sealed class PaperRunner(PaperSettings s)
         if (adapted != null && setup.TrainEmbeddingsNormsHead)
             foreach (var (_, module) in model.NamedModules())
                 if (module is RmsNorm or LayerNorm) module.Unfreeze();
-        model.To(PaperSettings.ResolveDevice(s.Device));
+        model.To(Devices.ParseOption(s.Device));
         var adapterParams = adapted?.AdapterParameters().Sum(p => (long)p.Length) ?? 0;
         var trainable = model.TrainableParameterCount();
         var opt = new AdamW(model.TrainableParameters(), lr, weightDecay: 0f);

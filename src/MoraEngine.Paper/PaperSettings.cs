@@ -215,19 +215,6 @@ public sealed record PaperSettings
                 if (rHat > Math.Min(inF, outF))
                     throw new ArgumentException($"Method '{m.Spec}': r̂ = {rHat} exceeds layer {name} [{outF}, {inF}]; use a smaller --rank or a larger --d-model.");
             }
-        ResolveDevice(Device);
-    }
-
-    /// <summary>The device for a <c>--device</c> value (see <see cref="Devices.Parse(string)"/>).</summary>
-    public static Device ResolveDevice(string name)
-    {
-        try
-        {
-            return Devices.Parse(name);
-        }
-        catch (Exception e) when (e is not ArgumentException)
-        {
-            throw new ArgumentException($"--device {name}: {e.Message}", e);
-        }
+        Devices.ParseOption(Device);
     }
 }

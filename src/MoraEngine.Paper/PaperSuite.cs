@@ -208,7 +208,7 @@ public static class PaperSuite
         }
         else
         {
-            model.To(PaperSettings.ResolveDevice(s.Device));
+            model.To(Devices.ParseOption(s.Device));
             var opt = new AdamW(model.TrainableParameters(), s.BaseLr, weightDecay: 0.1f);
             var schedule = new WarmupCosineLr(s.BaseLr, Math.Min(s.Warmup, s.BaseSteps), s.BaseSteps, s.BaseLr * 0.1f);
             var trainer = new Trainer(model, opt, schedule, new TextBatchSource(corpus.Train, s.Seed + 5), new TrainerOptions { BatchSize = s.Batch, Time = s.Time, Seed = s.Seed });

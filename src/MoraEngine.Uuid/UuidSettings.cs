@@ -212,17 +212,7 @@ public sealed record UuidSettings
     }
 
     /// <summary>The device for a <c>--device</c> value (see <see cref="Devices.Parse(string)"/>).</summary>
-    public static Device ResolveDevice(string name)
-    {
-        try
-        {
-            return Devices.Parse(name);
-        }
-        catch (Exception e) when (e is not ArgumentException)
-        {
-            throw new ArgumentException($"--device {name}: {e.Message}", e);
-        }
-    }
+    public static Device ResolveDevice(string name) => Devices.ParseOption(name);
 
     /// <summary>The model: GPT-2 style with the UUID vocabulary and a context of one row.</summary>
     public Nn.ModelConfig ModelConfig => new()

@@ -25,6 +25,22 @@ public static class Devices
     public static Device Parse(string spec) => Parse(spec, out _);
 
     /// <summary>
+    /// <see cref="Parse(string)"/> for a setting given on the command line: any failure, not only a bad name, is an
+    /// <see cref="ArgumentException"/> that names <paramref name="option"/>.
+    /// </summary>
+    public static Device ParseOption(string spec, string option = "--device")
+    {
+        try
+        {
+            return Parse(spec);
+        }
+        catch (Exception e) when (e is not ArgumentException)
+        {
+            throw new ArgumentException($"{option} {spec}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
     /// Like <see cref="Parse(string)"/>; <paramref name="note"/> receives one line explaining a fallback (<c>auto</c>
     /// chose the CPU because no CUDA device works) or null.
     /// </summary>
