@@ -18,6 +18,31 @@ public class ShapeOpsTests
         Assert.Throws<ArgumentException>(() => a.Reshape(5, 5));
     }
 
+    /// <summary>The backend's batched transpose (8 × 8 register tiles in bands split over the cores) on awkward sizes, at an offset.</summary>
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(3, 8, 8)]
+    [InlineData(2, 37, 70)]
+    [InlineData(1, 33, 9)]
+    [InlineData(2, 100, 31)]
+    [InlineData(1, 512, 2048)]
+    [InlineData(1, 1031, 257)]
+    public void BackendTranspose_MatchesTheDefinition(int batch, int rows, int cols)
+    {
+        var n = batch * rows * cols;
+        var values = Enumerable.Range(0, n + 5).Select(i => (float)i).ToArray();
+        var src = Tensor.FromArray(values, n + 5).ViewOf(5, [n], false);
+        var dst = Tensor.Zeros(n + 3);
+        var dstView = dst.ViewOf(3, [n], false);
+        Device.Cpu.Backend.Transpose(src, dstView, batch, rows, cols);
+        var got = dst.ToArray();
+        for (var b = 0; b < batch; b++)
+            for (var r = 0; r < rows; r++)
+                for (var c = 0; c < cols; c++)
+                    Assert.Equal(values[5 + b * rows * cols + r * cols + c], got[3 + b * rows * cols + c * rows + r]);
+        Assert.Equal([0f, 0f, 0f], got[..3]);
+    }
+
     [Fact]
     public void Transpose_Contiguous_RoundTrip()
     {

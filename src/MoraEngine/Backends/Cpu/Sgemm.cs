@@ -722,7 +722,7 @@ internal static unsafe partial class Sgemm
     /// <summary>Transposes the 8×8 block at <paramref name="src"/> (row stride <paramref name="ld"/>) into
     /// <paramref name="dst"/> (row stride <paramref name="ldd"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Transpose8x8(float* src, nint ld, float* dst, nint ldd)
+    internal static void Transpose8x8(float* src, nint ld, float* dst, nint ldd)
     {
         Vector256<float> r0 = Avx.LoadVector256(src), r1 = Avx.LoadVector256(src + ld);
         Vector256<float> r2 = Avx.LoadVector256(src + 2 * ld), r3 = Avx.LoadVector256(src + 3 * ld);
