@@ -42,6 +42,26 @@ public class KernelBenchmarks
     [Benchmark]
     public void LoraPath() => _layer.Lora();
 
+    /// <summary>The frozen layer alone (x·Wᵀ and gy·W): the floor under every adapted layer.</summary>
+    [Benchmark]
+    public void Layer_Frozen() => _layer.BaseLayer();
+
+    /// <summary>Linear, then MoraDelta with the generic kernels.</summary>
+    [Benchmark]
+    public void Layer_Unfused_Generic() => _layer.UnfusedLayer(_layer.Generic);
+
+    /// <summary>Ops.LinearMora at 2048 tokens: the update merged into a working weight, with the generated kernels.</summary>
+    [Benchmark]
+    public void Layer_Fused() => _layer.MergedLayer(_layer.Fast);
+
+    /// <summary>Ops.LinearMora's few-token path: the update as the GEMMs' epilogue.</summary>
+    [Benchmark]
+    public void Layer_Epilogue() => _layer.FusedLayer(_layer.Fast);
+
+    /// <summary>Ops.LinearLora: LoRA joined along K.</summary>
+    [Benchmark]
+    public void Layer_Lora() => _layer.LoraLayer();
+
     /// <summary>Plain streaming passes over the buffers compress + decompress must read and write: their memory floor.</summary>
     [Benchmark]
     public void MemoryFloor() => _layer.Stream();

@@ -585,6 +585,17 @@ internal static class BackendParity
             var gyhat = c.Rand(rows, w);
             c.Both((be, t) => be.MoraDecompressBackward(op, t(y), t(gyhat), rows, chunks));
             c.Check($"decompress backward chunks {chunks}", gyhat, 1e-5);
+            // The layer with the update fused into its GEMM (the CPU's epilogue against the device's pair of kernels).
+            var weight = c.Rand(outF, inF);
+            c.Both((be, t) => be.MoraLinear(op, t(x), t(weight), t(yhat), t(y), rows, chunks));
+            c.Check($"linear chunks {chunks}", y, 1e-5);
+            foreach (var acc in new[] { false, true })
+            {
+                var gx = c.Rand(rows, inF);
+                var gxhat = c.Rand(rows, w);
+                c.Both((be, t) => be.MoraLinearInputGradient(op, t(y), t(weight), t(gxhat), t(gx), rows, chunks, acc));
+                c.Check($"linear input gradient chunks {chunks} acc {acc}", gx, 1e-5);
+            }
         }
     }
 

@@ -23,8 +23,21 @@ internal static class MoraKernelBench
     /// </summary>
     public sealed record Result(int In, int Out, int Rank, MoraType Type, int RHat, int Tokens, bool Specialised,
         double GenericUs, double SpecialisedUs, double LoraUs, double GenericKernelsUs, double SpecialisedKernelsUs,
-        double GenericHotKernelsUs, double SpecialisedHotKernelsUs, long KernelBytes, double StreamUs, long StreamBytes)
+        double GenericHotKernelsUs, double SpecialisedHotKernelsUs, long KernelBytes, double StreamUs, long StreamBytes,
+        double BaseLayerUs, double UnfusedLayerUs, double FusedLayerUs, double EpilogueLayerUs, double LoraLayerUs)
     {
+        /// <summary>What the adapter adds to its frozen layer, unfused with the generic kernels (Linear, then MoraDelta).</summary>
+        public double UnfusedAdapterUs => UnfusedLayerUs - BaseLayerUs;
+
+        /// <summary>What the adapter adds to its frozen layer in <see cref="Ops.LinearMora"/> at these many tokens (the merged weight).</summary>
+        public double FusedAdapterUs => FusedLayerUs - BaseLayerUs;
+
+        /// <summary>Unfused generic / fused time of the adapter's share of the layer (layer minus its frozen GEMMs).</summary>
+        public double FusionSpeedup => UnfusedAdapterUs / Math.Max(1e-3, FusedAdapterUs);
+
+        /// <summary>Unfused generic / fused time of the whole layer, frozen GEMMs included.</summary>
+        public double LayerSpeedup => UnfusedLayerUs / FusedLayerUs;
+
         /// <summary>GB/s of plain streaming passes over the same buffers (<see cref="Layer.Stream"/>), timed the same way.</summary>
         public double StreamGBps => StreamBytes / (StreamUs * 1e3);
 
@@ -49,7 +62,7 @@ internal static class MoraKernelBench
     {
         private readonly IBackend _be;
         private readonly int _tokens, _r, _rows, _lr, _in, _out;
-        private readonly Tensor _x, _xc, _yhat, _y, _gy, _gyhat, _gxc, _gx, _m, _gm, _a, _b, _h, _gh, _ga, _gb;
+        private readonly Tensor _x, _xc, _yhat, _y, _gy, _gyhat, _gxc, _gx, _m, _gm, _a, _b, _h, _gh, _ga, _gb, _w, _bT, _wT, _eT;
 
         public Layer(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, ulong seed = 1, Device? device = null)
         {
@@ -80,6 +93,10 @@ internal static class MoraKernelBench
             _gh = Tensor.Zeros(tokens, rank).To(device);
             _ga = Tensor.Zeros(rank, inFeatures).To(device);
             _gb = Tensor.Zeros(outFeatures, rank).To(device);
+            _w = Tensor.RandN(rng, 0.05f, outFeatures, inFeatures).To(device);
+            _bT = Tensor.Zeros(rank, outFeatures).To(device);
+            _wT = Tensor.Zeros(inFeatures, outFeatures).To(device);
+            _eT = Tensor.Zeros(inFeatures * Fast.ActiveChunks, rHat).To(device);
             _be = _x.Device.Backend;
         }
 
@@ -138,6 +155,71 @@ internal static class MoraKernelBench
             _be.MoraCompressBackward(op, _gxc, _gx, _tokens, c, false);
         }
 
+        /// <summary>The frozen layer alone: y = x·Wᵀ and gx = gy·W (what every adapted layer costs at the least).</summary>
+        public void BaseLayer()
+        {
+            _be.Gemm(1, _tokens, _out, _in, 1f, _x, false, 0, _w, true, 0, 0f, _y, 0);
+            _be.Gemm(1, _tokens, _in, _out, 1f, _gy, false, 0, _w, false, 0, 0f, _gx, 0);
+        }
+
+        /// <summary>The frozen layer and its MoRA update unfused, as Linear followed by MoraDelta runs them.</summary>
+        public void UnfusedLayer(MoraOperator op)
+        {
+            int c = op.ActiveChunks, r = _r;
+            _be.Gemm(1, _tokens, _out, _in, 1f, _x, false, 0, _w, true, 0, 0f, _y, 0);
+            _be.MoraCompress(op, _x, _xc, _tokens, c);
+            _be.Gemm(1, _rows, r, r, 1f, _xc, false, 0, _m, true, 0, 0f, _yhat, 0);
+            _be.MoraDecompressAdd(op, _yhat, _y, _tokens, c);
+            _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
+            _be.Gemm(1, r, r, _rows, 1f, _gyhat, true, 0, _xc, false, 0, 0f, _gm, 0);
+            _be.Gemm(1, _rows, r, r, 1f, _gyhat, false, 0, _m, false, 0, 0f, _gxc, 0);
+            _be.MoraCompressBackward(op, _gxc, _gx, _tokens, c, false);
+            _be.Gemm(1, _tokens, _in, _out, 1f, _gy, false, 0, _w, false, 0, 1f, _gx, 0);
+        }
+
+        /// <summary>
+        /// The layer as <see cref="Ops.LinearMora"/> runs it for many tokens: W' = W + ΔW built from M, the plain GEMMs on
+        /// W', and M's gradient from f_decompᵀ(gy) and f_comp(x).
+        /// </summary>
+        public void MergedLayer(MoraOperator op)
+        {
+            int c = op.ActiveChunks, r = _r;
+            _be.Transpose(_w, _wT, 1, _out, _in);
+            _be.Gemm(1, _in * c, r, r, 1f, op.CompressBasis(_x.Device), false, 0, _m, true, 0, 0f, _eT, 0);
+            _be.MoraDecompressAdd(op, _eT, _wT, _in, c);
+            _be.Gemm(1, _tokens, _out, _in, 1f, _x, false, 0, _wT, false, 0, 0f, _y, 0);
+            _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
+            _be.MoraCompress(op, _x, _xc, _tokens, c);
+            _be.Gemm(1, r, r, _rows, 1f, _gyhat, true, 0, _xc, false, 0, 0f, _gm, 0);
+            _be.Gemm(1, _tokens, _in, _out, 1f, _gy, false, 0, _wT, true, 0, 0f, _gx, 0);
+        }
+
+        /// <summary>The layer with the update as the GEMMs' epilogue, as <see cref="Ops.LinearMora"/> runs it for few tokens.</summary>
+        public void FusedLayer(MoraOperator op)
+        {
+            int c = op.ActiveChunks, r = _r;
+            _be.MoraCompress(op, _x, _xc, _tokens, c);
+            _be.Gemm(1, _rows, r, r, 1f, _xc, false, 0, _m, true, 0, 0f, _yhat, 0);
+            _be.MoraLinear(op, _x, _w, _yhat, _y, _tokens, c);
+            _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
+            _be.Gemm(1, r, r, _rows, 1f, _gyhat, true, 0, _xc, false, 0, 0f, _gm, 0);
+            _be.Gemm(1, _rows, r, r, 1f, _gyhat, false, 0, _m, false, 0, 0f, _gxc, 0);
+            _be.MoraLinearInputGradient(op, _gy, _w, _gxc, _gx, _tokens, c, false);
+        }
+
+        /// <summary>The frozen layer with LoRA joined along K, as <see cref="Ops.LinearLora"/> runs it.</summary>
+        public void LoraLayer()
+        {
+            int r = _lr;
+            _be.Gemm(1, _tokens, r, _in, 2f, _x, false, 0, _a, true, 0, 0f, _h, 0);
+            _be.GemmConcat(_tokens, _out, _in, 1f, _x, false, _w, true, r, _h, _b, 0f, _y);
+            _be.Gemm(1, _out, r, _tokens, 1f, _gy, true, 0, _h, false, 0, 0f, _gb, 0);
+            _be.Transpose(_b, _bT, 1, _out, r);
+            _be.Gemm(1, _tokens, r, _out, 2f, _gy, false, 0, _bT, true, 0, 0f, _gh, 0);
+            _be.Gemm(1, r, _in, _tokens, 1f, _gh, true, 0, _x, false, 0, 0f, _ga, 0);
+            _be.GemmConcat(_tokens, _in, _out, 1f, _gy, false, _w, false, r, _gh, _a, 0f, _gx);
+        }
+
         /// <summary>LoRA's path at the same budget, as <see cref="Ops.LoraDelta"/> runs it: two small matmuls and their gradients.</summary>
         public void Lora()
         {
@@ -175,6 +257,11 @@ internal static class MoraKernelBench
             variants.Add(() => layer.Kernel(layer.Fast, which));
         }
         variants.Add(layer.Stream);
+        variants.Add(layer.BaseLayer);
+        variants.Add(() => layer.UnfusedLayer(layer.Generic));
+        variants.Add(() => layer.MergedLayer(layer.Fast));
+        variants.Add(() => layer.FusedLayer(layer.Fast));
+        variants.Add(layer.LoraLayer);
         var sync = () => Devices.Synchronize(device);
         // Warm up round-robin, so no variant is timed while another's code is still being recompiled: every call
         // site must pass tiered JIT's call counting (30 calls) and its 100 ms quiet period, and the tier-1 code is
@@ -223,7 +310,8 @@ internal static class MoraKernelBench
         }
         var specialised = ReferenceEquals(device, Device.Cpu) ? layer.Fast.Kernels != null : layer.Fast.DeviceKernels != null;
         return new Result(inFeatures, outFeatures, rank, type, layer.Fast.RHat, tokens, specialised,
-            med[0], med[1], med[2], med[3], med[4], hotGeneric, hotFast, layer.KernelBytes, med[13], layer.StreamBytes);
+            med[0], med[1], med[2], med[3], med[4], hotGeneric, hotFast, layer.KernelBytes, med[13], layer.StreamBytes,
+            med[14], med[15], med[16], med[17], med[18]);
     }
 
     private static double Median(double[] xs)

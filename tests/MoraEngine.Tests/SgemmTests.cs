@@ -176,6 +176,66 @@ public class SgemmTests
         }
     }
 
+    /// <summary>
+    /// The gather-add epilogue (MoRA's column maps): the product plus S's columns added through overlapping slice and
+    /// broadcast segments, against the double reference, for every transpose and kernel, blocks split over MC, KC,
+    /// NC and threads (segments cut by block edges), the unpacked shapes and k = 0.
+    /// </summary>
+    [Theory]
+    [InlineData(37, 53, 45, 7)]
+    [InlineData(400, 301, 600, 64)]  // crosses MC, KC and the parallel threshold: blocks end inside segments
+    [InlineData(19, 4133, 64, 100)]  // crosses NC
+    [InlineData(2048, 16, 256, 5)]   // n ≤ 16 with Bᵀ: unpacked, then the map
+    [InlineData(3, 40, 64, 9)]       // m ≤ 4 with Bᵀ: unpacked
+    [InlineData(6, 20, 0, 4)]        // k = 0: beta·C plus the map
+    public void MultiplyGatherAdd_AddsTheColumnMapToTheProduct(int m, int n, int k, int w)
+    {
+        var rng = new Random(m * 131 + n * 17 + k + w);
+        // Tiles of width w over C (the last one cut), a broadcast group, and a slice overlapping the first tile.
+        var segs = new List<int>();
+        for (var d = 0; d < n; d += w) segs.AddRange([d, 0, Math.Min(w, n - d), 0]);
+        segs.AddRange([n / 3, w - 1, Math.Min(n - n / 3, 11), 1]);
+        segs.AddRange([0, w / 2, Math.Min(n, w - w / 2), 0]);
+        foreach (bool transA in new[] { false, true })
+        foreach (bool transB in new[] { false, true })
+        foreach (var (alpha, beta) in new[] { (1f, 0f), (-0.5f, 1f) })
+        {
+            var t = MakeCase(rng, transA, transB, m, n, k, alpha, beta, padC: 3, nanC: beta == 0);
+            const int padS = 2;
+            var sMat = RandomArray(rng, m * (w + padS));
+            for (var q = 0; q < segs.Count; q += 4)
+                for (var i = 0; i < m; i++)
+                    for (var j = 0; j < segs[q + 2]; j++)
+                    {
+                        double v = sMat[i * (w + padS) + segs[q + 1] + (segs[q + 3] != 0 ? 0 : j)];
+                        t.Expected[i * n + segs[q] + j] += v;
+                        t.Bound[i * n + segs[q] + j] += Math.Abs(v);
+                    }
+            foreach (Isa isa in Enum.GetValues<Isa>())
+            {
+                if (!Sgemm.IsSupported(isa)) continue;
+                var c = (float[])t.C0.Clone();
+                Sgemm.MultiplyGatherAdd(isa, transA, transB, m, n, k, alpha, t.A, t.Lda, t.B, t.Ldb, beta, c, t.Ldc, sMat, w, w + padS, segs.ToArray());
+                AssertClose(t, c, what: $"{isa} gather-add alpha={alpha} beta={beta}");
+            }
+        }
+    }
+
+    [Fact]
+    public void MultiplyGatherAdd_RefusesSegmentsOutsideTheMatrices()
+    {
+        var a = new float[4 * 8];
+        var b = new float[8 * 6];
+        var c = new float[4 * 6];
+        var s = new float[4 * 3];
+        void Go(params int[] segs) => Sgemm.MultiplyGatherAdd(false, false, 4, 6, 8, 1f, a, 8, b, 6, 0f, c, 6, s, 3, 3, segs);
+        Go(0, 0, 3, 0, 3, 2, 3, 1);
+        Assert.Contains("segment 0", Assert.Throws<ArgumentException>(() => Go(4, 0, 3, 0)).Message);   // past C's columns
+        Assert.Contains("segment 1", Assert.Throws<ArgumentException>(() => Go(0, 0, 1, 0, 0, 1, 3, 0)).Message); // past S's
+        Assert.Contains("segment 0", Assert.Throws<ArgumentException>(() => Go(0, 3, 2, 1)).Message);   // broadcast of a missing column
+        Assert.Contains("multiple of 4", Assert.Throws<ArgumentException>(() => Go(0, 0, 1)).Message);
+    }
+
     /// <summary>The unpacked paths on awkward sizes, serial and split: few rows times a transposed weight (x·Wᵀ with W [n, k], m ≤ 4: decoding) and many rows times few (n ≤ 16: an adapter's x·Aᵀ), and shapes just past both.</summary>
     [Theory]
     [InlineData(1, 1, 32)]

@@ -18,7 +18,7 @@ internal static class BenchKernelsCommand
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
         var device = CliDevice.Option();
         var cmd = new Command("kernels",
-            "Microseconds for forward + backward of the MoRA adapter path with generic and generated (specialised) kernels, and of LoRA at the same budget, for (512, 2048), (1024, 1024) and (256, 1024), types 1 and 6, on the CPU or a GPU.")
+            "Microseconds for forward + backward of the MoRA adapter path with generic and generated (specialised) kernels, of LoRA at the same budget, and of the whole layer (frozen, unfused, fused into the GEMM), for (512, 2048), (1024, 1024) and (256, 1024), types 1 and 6, on the CPU or a GPU.")
             { tokens, rank, repeats, json, device };
         cmd.SetAction(r => Cli.Guard(() =>
         {
@@ -47,7 +47,12 @@ internal static class BenchKernelsCommand
                             kernels_hot_specialised_us = Math.Round(res.SpecialisedHotKernelsUs, 1),
                             hot_kernel_speedup = Math.Round(res.HotKernelSpeedup, 2),
                             kernels_specialised_gbps = Math.Round(res.SpecialisedGBps, 1), stream_gbps = Math.Round(res.StreamGBps, 1),
-                            kernels_floor_us = Math.Round(res.KernelFloorUs, 1), device = dev.Name,
+                            kernels_floor_us = Math.Round(res.KernelFloorUs, 1),
+                            layer_frozen_us = Math.Round(res.BaseLayerUs, 1), layer_unfused_generic_us = Math.Round(res.UnfusedLayerUs, 1),
+                            layer_fused_us = Math.Round(res.FusedLayerUs, 1), layer_epilogue_us = Math.Round(res.EpilogueLayerUs, 1),
+                            layer_lora_us = Math.Round(res.LoraLayerUs, 1), layer_speedup = Math.Round(res.LayerSpeedup, 3),
+                            adapter_unfused_us = Math.Round(res.UnfusedAdapterUs, 1), adapter_fused_us = Math.Round(res.FusedAdapterUs, 1),
+                            fusion_speedup = Math.Round(res.FusionSpeedup, 2), device = dev.Name,
                         }));
                     else
                         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
@@ -55,7 +60,9 @@ internal static class BenchKernelsCommand
                             $"MoRA generic [bold]{res.GenericUs:F0}[/] µs, specialised [bold]{res.SpecialisedUs:F0}[/] µs, LoRA [bold]{res.LoraUs:F0}[/] µs; " +
                             $"compress+decompress {res.GenericKernelsUs:F0} → {res.SpecialisedKernelsUs:F0} µs ({res.KernelSpeedup:F2}×; {res.SpecialisedGBps:F0} GB/s, " +
                             $"memory floor {res.KernelFloorUs:F0} µs at {res.StreamGBps:F0} GB/s), " +
-                            $"each alone in cache {res.GenericHotKernelsUs:F0} → {res.SpecialisedHotKernelsUs:F0} µs ({res.HotKernelSpeedup:F2}×), MoRA/LoRA {res.MoraOverLora:F2}"));
+                            $"each alone in cache {res.GenericHotKernelsUs:F0} → {res.SpecialisedHotKernelsUs:F0} µs ({res.HotKernelSpeedup:F2}×), MoRA/LoRA {res.MoraOverLora:F2}; " +
+                            $"layer: frozen {res.BaseLayerUs:F0} µs, unfused generic {res.UnfusedLayerUs:F0}, fused [bold]{res.FusedLayerUs:F0}[/] (as an epilogue {res.EpilogueLayerUs:F0}), LoRA fused {res.LoraLayerUs:F0}; " +
+                            $"adapter over the frozen layer {res.UnfusedAdapterUs:F0} → {res.FusedAdapterUs:F0} µs ([bold]{res.FusionSpeedup:F2}×[/])"));
                 }
             return 0;
         }));

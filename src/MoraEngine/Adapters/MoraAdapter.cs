@@ -54,6 +54,10 @@ public sealed class MoraAdapter : LinearAdapter
     public override Tensor Forward(Tensor x, Tensor baseOutput) =>
         Ops.MoraDelta(Ops.Dropout(x, _dropout, _dropRng, Training), M, Operator, baseOutput);
 
+    /// <summary>Without dropout on its input (the default, and always in evaluation), the update joins the layer's GEMM as its epilogue.</summary>
+    internal override Tensor? FusedForward(Linear layer, Tensor x) =>
+        _dropout > 0 && Training ? null : Ops.LinearMora(x, layer.Weight, layer.Bias, M, Operator);
+
     internal override Tensor ForwardOwned(Tensor x, Tensor baseOutput) =>
         Ops.MoraDelta(Ops.Dropout(x, _dropout, _dropRng, Training), M, Operator, baseOutput, ownsBase: true);
 

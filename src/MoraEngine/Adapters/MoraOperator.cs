@@ -255,6 +255,114 @@ public sealed class MoraOperator
         }
     }
 
+    private readonly Lock _basisGate = new();
+    private readonly Dictionary<Device, Tensor> _basis = [];
+
+    /// <summary>
+    /// f_comp of every unit vector, kept on <paramref name="device"/>: row j of this [in, <see cref="ActiveWidth"/>]
+    /// matrix is f_comp(e_j) (its first <see cref="ActiveChunks"/> chunks), so that ΔWᵀ row j =
+    /// f_decomp(M·f_comp(e_j)) is one GEMM (rows · Mᵀ, chunk by chunk) and one decompression. Computed in float64
+    /// once per device and reused: the operator is fixed.
+    /// </summary>
+    internal Tensor CompressBasis(Device device)
+    {
+        lock (_basisGate)
+        {
+            if (_basis.TryGetValue(device, out var t)) return t;
+            var w = ActiveWidth;
+            var values = new float[(long)In * w];
+            var e = new double[In];
+            var xc = new double[CompressedWidth];
+            for (var j = 0; j < In; j++)
+            {
+                e[j] = 1;
+                CompressReference(e, xc);
+                e[j] = 0;
+                for (var q = 0; q < w; q++) values[(long)j * w + q] = (float)xc[q];
+            }
+            t = Tensor.EmptyIn(device, [In * ActiveChunks, RHat], null);
+            t.CopyFrom(values);
+            _basis[device] = t;
+            return t;
+        }
+    }
+
+    private int[]? _decompressMap, _compressTransposeMap;
+
+    /// <summary>
+    /// f_decomp as a column map from ŷ [rows, chunks·r̂] into y [rows, out]: quadruples (dst, src, len, broadcast)
+    /// with y[dst + t] += ŷ[src + t] (ŷ[src] when broadcast) for t &lt; len, the form a GEMM epilogue applies
+    /// (<see cref="Backends.IBackend.MoraLinear"/>). Tiles (types 0, 1, 3, 6) are slices; repeat-interleave groups
+    /// (types 2, 4) are broadcasts. Rope needs chunks ≥ <see cref="ActiveChunks"/>.
+    /// </summary>
+    internal int[] DecompressMap(int chunks)
+    {
+        if (chunks == ActiveChunks && _decompressMap != null) return _decompressMap;
+        var r = RHat;
+        var map = new List<int>();
+        void Add(int d, int s, int len, int bc) { if (len > 0) map.AddRange([d, s, len, bc]); }
+        switch (Type)
+        {
+            case MoraType.Truncation:
+                Add(0, 0, r, 0);
+                break;
+            case MoraType.Sharing or MoraType.InterleaveTile or MoraType.Rope:
+                var w = Type == MoraType.Rope ? chunks * r : r;
+                for (var s = 0; s < Out; s += w) Add(s, 0, Math.Min(w, Out - s), 0);
+                break;
+            case MoraType.Interleave or MoraType.SharingInterleave:
+                for (var i = 0; i < r; i++) Add(_outGroupStart[i], i, _outGroupStart[i + 1] - _outGroupStart[i], 1);
+                break;
+        }
+        var result = map.ToArray();
+        if (chunks == ActiveChunks) _decompressMap = result;
+        return result;
+    }
+
+    /// <summary>
+    /// f_compᵀ as a column map from gx̂ [rows, chunks·r̂] into gx [rows, in], in <see cref="DecompressMap"/>'s form:
+    /// sharing scatters every chunk (and the wrap padding back to x's first elements), interleave repeats each slot
+    /// over its group, truncation is one slice. For Rope the map applies to the gradient already rotated back
+    /// chunk by chunk (the rotation is not a column map); chunks past <paramref name="chunks"/> get nothing.
+    /// </summary>
+    internal int[] CompressTransposeMap(int chunks)
+    {
+        if (chunks == ActiveChunks && _compressTransposeMap != null) return _compressTransposeMap;
+        var r = RHat;
+        var map = new List<int>();
+        void Add(int d, int s, int len, int bc) { if (len > 0) map.AddRange([d, s, len, bc]); }
+        switch (Type)
+        {
+            case MoraType.Truncation:
+                Add(0, 0, r, 0);
+                break;
+            case MoraType.Sharing or MoraType.SharingInterleave:
+                for (var c = 0; c < FullChunks; c++) Add(c * r, 0, r, 0);
+                if (Tail > 0)
+                {
+                    // The last chunk is x[full·r̂ ..) followed by the wrap padding x[0 .. r̂ − tail).
+                    Add(FullChunks * r, 0, Tail, 0);
+                    Add(0, Tail, r - Tail, 0);
+                }
+                break;
+            case MoraType.Interleave or MoraType.InterleaveTile:
+                for (var i = 0; i < r; i++) Add(_inGroupStart[i], i, _inGroupStart[i + 1] - _inGroupStart[i], 1);
+                break;
+            case MoraType.Rope:
+                var whole = Math.Min(chunks, FullChunks);
+                for (var c = 0; c < whole; c++) Add(c * r, c * r, r, 0);
+                if (chunks > FullChunks)
+                {
+                    Add(FullChunks * r, FullChunks * r, Tail, 0);
+                    Add(0, FullChunks * r + Tail, r - Tail, 0);
+                }
+                break;
+        }
+        var result = map.ToArray();
+        if (chunks == ActiveChunks) _compressTransposeMap = result;
+        return result;
+    }
+
     /// <summary>RoPE angle of chunk g at frequency index k &lt; r̂/2: g·10000^(−2k/r̂).</summary>
     private double Angle(int g, int k) => g * Math.Pow(10000.0, -2.0 * k / RHat);
 

@@ -30,4 +30,27 @@ public partial interface IBackend
 
     /// <summary>gŷ = f_decompᵀ(gy) per row (overwritten): gy [rows, out] → gŷ [rows, chunks·r̂].</summary>
     void MoraDecompressBackward(MoraOperator op, Tensor gy, Tensor gyhat, int rows, int chunks);
+
+    /// <summary>
+    /// A MoRA layer's output: y = x·Wᵀ + f_decomp(ŷ) for x [rows, in], W [out, in], ŷ [rows, chunks·r̂] and y
+    /// [rows, out] (overwritten). The default runs the GEMM and then <see cref="MoraDecompressAdd"/>; a backend that
+    /// fuses adds f_decomp(ŷ) to each block of y as its product completes, so y is written once.
+    /// </summary>
+    void MoraLinear(MoraOperator op, Tensor x, Tensor weight, Tensor yhat, Tensor y, int rows, int chunks)
+    {
+        Gemm(1, rows, op.Out, op.In, 1f, x, false, 0, weight, true, 0, 0f, y, 0);
+        MoraDecompressAdd(op, yhat, y, rows, chunks);
+    }
+
+    /// <summary>
+    /// A MoRA layer's input gradient: gx (+)= gy·W + f_compᵀ(gx̂) for gy [rows, out], W [out, in], gx̂ [rows,
+    /// chunks·r̂] and gx [rows, in]. gx̂ is scratch: a backend may overwrite it. The default runs the GEMM and then
+    /// <see cref="MoraCompressBackward"/>; a backend that fuses adds f_compᵀ(gx̂) to each block of gx as its
+    /// product completes.
+    /// </summary>
+    void MoraLinearInputGradient(MoraOperator op, Tensor gy, Tensor weight, Tensor gxhat, Tensor gx, int rows, int chunks, bool accumulate)
+    {
+        Gemm(1, rows, op.In, op.Out, 1f, gy, false, 0, weight, false, 0, accumulate ? 1f : 0f, gx, 0);
+        MoraCompressBackward(op, gxhat, gx, rows, chunks, accumulate: true);
+    }
 }

@@ -18,6 +18,116 @@ public static partial class Ops
     /// </remarks>
     public static Tensor MoraDelta(Tensor x, Tensor m, MoraOperator op, Tensor baseOutput) => MoraDelta(x, m, op, baseOutput, ownsBase: false);
 
+    /// <summary>
+    /// A linear layer with its MoRA update: y = x·Wᵀ + f_decomp(M·f_comp(x)) (+ bias), the same result as
+    /// <see cref="Linear"/> followed by <see cref="MoraDelta(Tensor, Tensor, MoraOperator, Tensor)"/>, at the cost of
+    /// the layer's own GEMMs plus one r̂ × r̂ product over the tokens.
+    /// </summary>
+    /// <remarks>
+    /// <para>Many tokens (rows·(in + out) ≥ in·out, a training batch): the update is merged into a working copy of
+    /// the weight, W' = W + ΔW, built from M in O(in·out) (ΔWᵀ row j = f_decomp(M·f_comp(e_j)): one GEMM of the
+    /// operator's fixed f_comp basis by Mᵀ, one decompression into Wᵀ). Then y = x·W'ᵀ and gx = gy·W' are the
+    /// layer's plain GEMMs, and only M's gradient needs the adapter: gM = f_decompᵀ(gy)ᵀ·f_comp(x), one read of gy
+    /// and of x and one r̂ × r̂ product. Nothing of size [tokens, out] is written beyond y and gx themselves.</para>
+    /// <para>Few tokens (decoding): x̂ = f_comp(x) and ŷ = x̂·Mᵀ, and the base GEMM adds f_decomp(ŷ) to each
+    /// block of y as it completes (<see cref="Backends.IBackend.MoraLinear"/>); the backward mirrors it on gx.</para>
+    /// </remarks>
+    internal static Tensor LinearMora(Tensor x, Tensor weight, Tensor? bias, Tensor m, MoraOperator op) =>
+        LinearMora(x, weight, bias, m, op, merge: null);
+
+    /// <summary>As <see cref="LinearMora(Tensor, Tensor, Tensor?, Tensor, MoraOperator)"/>; <paramref name="merge"/> forces a path (tests, benchmarks).</summary>
+    internal static Tensor LinearMora(Tensor x, Tensor weight, Tensor? bias, Tensor m, MoraOperator op, bool? merge)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        Tensor.SameDevice("LinearMora", x, weight);
+        Tensor.SameDevice("LinearMora", weight, m);
+        int r = op.RHat, inF = op.In, outF = op.Out;
+        if (weight.Rank != 2 || weight.IsTransposed || weight.Dim(0) != outF || weight.Dim(1) != inF)
+            throw new ArgumentException($"LinearMora: weight {weight.ShapeText} must be a plain [{outF}, {inF}] matrix for the operator ({op}).");
+        if (x.Rank < 1 || x.Dim(-1) != inF)
+            throw new ArgumentException($"LinearMora: input {x.ShapeText} does not match the operator ({op}): its last dimension must be in_features = {inF}.");
+        if (m.Rank != 2 || m.Dim(0) != r || m.Dim(1) != r)
+            throw new ArgumentException($"LinearMora: M has shape {m.ShapeText}, expected [{r}, {r}] (r̂ × r̂ for {op}).");
+        if (bias != null && (bias.Rank != 1 || bias.Dim(0) != outF))
+            throw new ArgumentException($"LinearMora: bias {bias.ShapeText} does not match weight {weight.ShapeText}.");
+        x = Contiguous(x);
+        m = Contiguous(m);
+        var rows = ShapeUtil.Prod(x.Shape, 0, x.Rank - 1);
+        var merged = rows > 0 && (merge ?? (long)rows * (inF + outF) >= (long)inF * outF);
+        var chunks = op.ActiveChunks;
+        var be = x.Device.Backend;
+
+        var y = Tensor.Empty(x.Device, x.ShapeArray[..^1].Append(outF).ToArray());
+        Tensor? xc = null, wT = null;
+        if (merged)
+        {
+            // W'ᵀ = Wᵀ + ΔWᵀ [in, out], kept for the backward's gx = gy·W'.
+            wT = Tensor.Empty(x.Device, [inF, outF]);
+            be.Transpose(weight, wT, 1, outF, inF);
+            var eT = Tensor.EmptyIn(x.Device, [inF * chunks, r], MemoryScope.Current);
+            be.Gemm(1, inF * chunks, r, r, 1f, op.CompressBasis(x.Device), false, 0, m, true, 0, 0f, eT, 0);
+            be.MoraDecompressAdd(op, eT, wT, inF, chunks);
+            be.Gemm(1, rows, outF, inF, 1f, x, false, 0, wT, false, 0, 0f, y, 0);
+        }
+        else if (rows > 0)
+        {
+            xc = Tensor.Empty(x.Device, [rows * chunks, r]);
+            var yhat = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);
+            be.MoraCompress(op, x, xc, rows, chunks);
+            be.Gemm(1, rows * chunks, r, r, 1f, xc, false, 0, m, true, 0, 0f, yhat, 0);
+            be.MoraLinear(op, x, weight, yhat, y, rows, chunks);
+        }
+        if (bias != null) be.Binary(Backends.BinaryOp.Add, y, bias, y, Backends.Broadcast.Plan("LinearMora", y.Shape, bias.Shape));
+
+        var inputs = bias == null ? new[] { x, weight, m } : new[] { x, weight, m, bias };
+        if (Graph.Needs(inputs))
+            Graph.Record("LinearMora", y, inputs, gy =>
+            {
+                if (weight.RequiresGrad)
+                {
+                    var (gw, acc) = Graph.GradSlot(weight);
+                    be.Gemm(1, outF, inF, rows, 1f, gy, true, 0, x, false, 0, acc ? 1f : 0f, gw, 0);
+                }
+                if (bias is { RequiresGrad: true }) BiasGradient(bias, gy, rows, outF);
+                if (m.RequiresGrad && rows == 0)
+                {
+                    var (gm, acc) = Graph.GradSlot(m);
+                    if (!acc) be.Fill(gm, 0f);
+                }
+                if (rows == 0 || (!x.RequiresGrad && !m.RequiresGrad)) return;
+                Tensor? gyhat = null;
+                if (m.RequiresGrad || !merged)
+                {
+                    gyhat = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);
+                    be.MoraDecompressBackward(op, gy, gyhat, rows, chunks);
+                }
+                if (m.RequiresGrad)
+                {
+                    // gM = Σ over tokens (and chunks) of gŷ ⊗ x̂: one GEMM with the tokens as the inner dimension.
+                    if (xc == null)
+                    {
+                        xc = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);
+                        be.MoraCompress(op, x, xc, rows, chunks);
+                    }
+                    var (gm, acc) = Graph.GradSlot(m);
+                    be.Gemm(1, r, r, rows * chunks, 1f, gyhat!, true, 0, xc, false, 0, acc ? 1f : 0f, gm, 0);
+                }
+                if (x.RequiresGrad)
+                {
+                    var (gx, acc) = Graph.GradSlot(x);
+                    if (merged)
+                        be.Gemm(1, rows, inF, outF, 1f, gy, false, 0, wT!, true, 0, acc ? 1f : 0f, gx, 0);
+                    else
+                    {
+                        var gxc = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);
+                        be.Gemm(1, rows * chunks, r, r, 1f, gyhat!, false, 0, m, false, 0, 0f, gxc, 0);
+                        be.MoraLinearInputGradient(op, gy, weight, gxc, gx, rows, chunks, acc);
+                    }
+                }
+            });
+        return y;
+    }
+
     // ownsBase: The caller hands over baseOutput, which nothing else reads: the update
     // is added into its buffer and the gradient passes through without copies.
     internal static Tensor MoraDelta(Tensor x, Tensor m, MoraOperator op, Tensor baseOutput, bool ownsBase)

@@ -250,6 +250,42 @@ public sealed partial class CpuBackend
         });
     }
 
+    // The fused layer: the base GEMM with MoRA's column map as its epilogue (Sgemm.MultiplyGatherAdd), so the
+    // update lands in each block of y (or gx) while it is in cache instead of in a second pass over [rows, out].
+
+    public void MoraLinear(MoraOperator op, Tensor x, Tensor weight, Tensor yhat, Tensor y, int rows, int chunks)
+    {
+        int n = op.Out, k = op.In, w = chunks * op.RHat;
+        Sgemm.MultiplyGatherAdd(false, true, rows, n, k, 1f, x.CpuArray.AsSpan(x.Offset), k, weight.CpuArray.AsSpan(weight.Offset), k,
+            0f, y.CpuArray.AsSpan(y.Offset), n, yhat.CpuArray.AsSpan(yhat.Offset), w, w, op.DecompressMap(chunks));
+    }
+
+    public void MoraLinearInputGradient(MoraOperator op, Tensor gy, Tensor weight, Tensor gxhat, Tensor gx, int rows, int chunks, bool accumulate)
+    {
+        int n = op.In, k = op.Out, w = chunks * op.RHat;
+        if (op.Type == MoraType.Rope && rows > 0) RotateChunksBack(op, gxhat, rows, chunks);
+        Sgemm.MultiplyGatherAdd(false, false, rows, n, k, 1f, gy.CpuArray.AsSpan(gy.Offset), k, weight.CpuArray.AsSpan(weight.Offset), n,
+            accumulate ? 1f : 0f, gx.CpuArray.AsSpan(gx.Offset), n, gxhat.CpuArray.AsSpan(gxhat.Offset), w, w, op.CompressTransposeMap(chunks));
+    }
+
+    /// <summary>Rope: every chunk of gx̂ [rows, chunks·r̂] rotated by −a in place (the transpose of f_comp's rotation).</summary>
+    private static void RotateChunksBack(MoraOperator op, Tensor gxhat, int rows, int chunks)
+    {
+        float[] G = gxhat.CpuArray;
+        int o = gxhat.Offset, r = op.RHat, h = r / 2, w = chunks * r;
+        CpuParallel.For(rows, RowsPerPiece(w), [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
+        {
+            Span<float> tmp = r <= 1024 ? stackalloc float[r] : new float[r];
+            for (var row = r0; row < r1; row++)
+                for (var c = 0; c < chunks; c++)
+                {
+                    var chunk = G.AsSpan(o + row * w + c * r, r);
+                    chunk.CopyTo(tmp);
+                    RotateHalf(tmp, op.RopeCosArray.AsSpan(c * h, h), op.RopeSinArray.AsSpan(c * h, h), chunk, -1f, false);
+                }
+        });
+    }
+
     /// <summary>dst = Σ_{c &lt; count} src[c·r .. c·r + r), summed in chunk order with one store per element.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SumChunks(ReadOnlySpan<float> src, int count, int r, Span<float> dst)

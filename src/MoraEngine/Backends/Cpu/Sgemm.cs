@@ -391,6 +391,8 @@ internal static unsafe partial class Sgemm
         public int K2;
         public float* A2, B2;
         public nint Lda2, Ldb2;
+        // Added to each block of C once its product is final (MultiplyGatherAdd), while the block is in cache.
+        public GatherAdd* Epilogue;
 
         public Problem(Isa isa, bool transA, bool transB, int m, int n, int k, float alpha,
             float* a, int lda, float* b, int ldb, float beta, float* c, int ldc)
@@ -494,6 +496,7 @@ internal static unsafe partial class Sgemm
         if (k == 0 || p.Alpha == 0f)
         {
             ScaleC(p.C, p.Ldc, i0, i1, j0, j1, p.Beta);
+            if (p.Epilogue != null) ApplyGatherAdd(p.Epilogue, p.C, p.Ldc, i0, i1 - i0, j0, j1 - j0);
             return;
         }
 
@@ -542,6 +545,8 @@ internal static unsafe partial class Sgemm
                             }
                         }
                     }
+                    // The block's last K slice is done: it is final and still in L2.
+                    if (p.Epilogue != null && kb == kBlocks - 1) ApplyGatherAdd(p.Epilogue, p.C, p.Ldc, ic, mc, jc, nc);
                 }
             }
         }

@@ -1,0 +1,195 @@
+using MoraEngine.Adapters;
+using Xunit;
+
+namespace MoraEngine.Tests;
+
+/// <summary>
+/// A linear layer with its MoRA update, merged into a working weight (many tokens) or as the GEMM's epilogue (few):
+/// gradients against the double reference, and the same numbers as the unfused pair (Linear, then MoraDelta) for
+/// every type, awkward sizes, both paths, the generic and the generated kernels, and gradients that accumulate.
+/// </summary>
+public class LinearMoraTests
+{
+    public static IEnumerable<object[]> Types() =>
+        new[] { MoraType.Truncation, MoraType.Sharing, MoraType.Interleave, MoraType.InterleaveTile, MoraType.SharingInterleave, MoraType.Rope }
+            .Select(t => new object[] { t });
+
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void GradientsMatchFiniteDifferencesOfTheDoubleReference(MoraType type)
+    {
+        // in 37 → out 29 leaves a wrap-padded tail; 24 → 50 tiles the output past the input.
+        foreach (var (inF, outF, rHat) in new[] { (37, 29, type == MoraType.Rope ? 6 : 5), (24, 50, type == MoraType.Rope ? 8 : 7) })
+        foreach (var merge in new[] { true, false })
+        {
+            var op = new MoraOperator(inF, outF, rHat, type);
+            const int rows = 6;
+            var rng = new Rng((ulong)(inF * 7 + (int)type));
+            GradCheck.Check(
+                [
+                    (GradCheck.Rand(rng, rows * inF), [2, 3, inF]),
+                    (GradCheck.Rand(rng, outF * inF, 0.3f), [outF, inF]),
+                    (GradCheck.Rand(rng, outF), [outF]),
+                    (GradCheck.Rand(rng, rHat * rHat, 0.3f), [rHat, rHat]),
+                ],
+                t => MoraEngine.Ops.LinearMora(t[0], t[1], t[2], t[3], op, merge),
+                v =>
+                {
+                    double[] x = v[0], w = v[1], bias = v[2], m = v[3];
+                    var y = new double[rows * outF];
+                    var xc = new double[op.CompressedWidth];
+                    var yh = new double[op.CompressedWidth];
+                    var dy = new double[outF];
+                    for (var i = 0; i < rows; i++)
+                    {
+                        op.CompressReference(x.AsSpan(i * inF, inF), xc);
+                        Array.Clear(yh);
+                        for (var c = 0; c < op.Chunks; c++)
+                            for (var p = 0; p < rHat; p++)
+                                for (var q = 0; q < rHat; q++) yh[c * rHat + p] += m[p * rHat + q] * xc[c * rHat + q];
+                        op.DecompressReference(yh, dy);
+                        for (var j = 0; j < outF; j++)
+                        {
+                            var s = bias[j] + dy[j];
+                            for (var q = 0; q < inF; q++) s += x[i * inF + q] * w[j * inF + q];
+                            y[i * outF + j] = s;
+                        }
+                    }
+                    return y;
+                });
+        }
+    }
+
+    public static IEnumerable<object[]> Cases()
+    {
+        foreach (var t in new[] { MoraType.Truncation, MoraType.Sharing, MoraType.Interleave, MoraType.InterleaveTile, MoraType.SharingInterleave, MoraType.Rope })
+        {
+            yield return [t, 300, 261, 203, 8];  // every dimension crosses a GEMM block; tails everywhere
+            yield return [t, 7, 37, 29, 2];      // few rows
+            yield return [t, 3, 64, 40, 4];      // m ≤ 4: the unpacked product, then the map
+        }
+        yield return [MoraType.Sharing, 2048, 256, 1024, 8];  // small-cpu's MLP layers, with their generated kernels
+        yield return [MoraType.Rope, 2048, 1024, 256, 8];
+        yield return [MoraType.Rope, 2048, 256, 256, 8];
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void EqualsTheLayerFollowedByMoraDelta(MoraType type, int rows, int inF, int outF, int rank)
+    {
+        var rHat = MoraOperator.RankHat(inF, outF, rank, type);
+        // The generated kernels where a shape has them, and the generic ones, must both match the unfused pair.
+        foreach (var specialise in new[] { true, false })
+        foreach (var merge in new[] { true, false })
+        {
+            var op = new MoraOperator(inF, outF, rHat, type, specialise);
+            var g1 = GradCheck.Rand(new Rng(11), rows * outF);
+            var g2 = GradCheck.Rand(new Rng(12), rows * outF);
+            (float[] Y, float[][] Grads) Go(bool fused)
+            {
+                var local = new Rng((ulong)(rows * 31 + inF));
+                Tensor[] t =
+                [
+                    Tensor.FromArray(GradCheck.Rand(local, rows * inF), [rows, inF]),
+                    Tensor.FromArray(GradCheck.Rand(local, outF * inF, 0.1f), [outF, inF]),
+                    Tensor.FromArray(GradCheck.Rand(local, outF, 0.1f), [outF]),
+                    Tensor.FromArray(GradCheck.Rand(local, rHat * rHat, 0.1f), [rHat, rHat]),
+                ];
+                foreach (var p in t) p.RequiresGrad = true;
+                Tensor Layer() => fused
+                    ? MoraEngine.Ops.LinearMora(t[0], t[1], t[2], t[3], op, merge)
+                    : MoraEngine.Ops.MoraDelta(t[0], t[3], op, MoraEngine.Ops.Linear(t[0], t[1], t[2]));
+                // The layer twice on the same inputs: the second backward accumulates into every gradient slot.
+                var y1 = Layer();
+                var y2 = Layer();
+                var loss = MoraEngine.Ops.Add(
+                    MoraEngine.Ops.SumAll(MoraEngine.Ops.Mul(y1, Tensor.FromArray(g1, [rows, outF]))),
+                    MoraEngine.Ops.SumAll(MoraEngine.Ops.Mul(y2, Tensor.FromArray(g2, [rows, outF]))));
+                loss.Backward();
+                return (y1.ToArray(), t.Select(p => p.Grad!.ToArray()).ToArray());
+            }
+            var (yf, gf) = Go(true);
+            var (yu, gu) = Go(false);
+            var what = $"{op} specialised={specialise} merged={merge}";
+            Close(yu, yf, $"{what} y");
+            string[] names = ["x", "W", "bias", "M"];
+            for (var i = 0; i < names.Length; i++) Close(gu[i], gf[i], $"{what} {names[i]}");
+        }
+    }
+
+    private static void Close(float[] want, float[] got, string what)
+    {
+        Assert.Equal(want.Length, got.Length);
+        var scale = Math.Max(1e-6, want.Max(v => Math.Abs(v)));
+        for (var i = 0; i < want.Length; i++)
+            Assert.True(Math.Abs(want[i] - got[i]) <= 2e-5 * scale, $"{what}[{i}]: fused {got[i]}, unfused {want[i]}");
+    }
+
+    [Fact]
+    public void AnAdaptedLayerTrainsThroughTheFusedOpUnlessDropoutIsOn()
+    {
+        var rng = new Rng(5);
+        var layer = new Nn.Linear(24, 50, bias: false, rng);
+        var adapter = new MoraAdapter(24, 50, 2, MoraType.Sharing, dropout: 0f, rng);
+        layer.SetAdapter(adapter);
+        var x = Tensor.FromArray(GradCheck.Rand(rng, 4 * 24), [4, 24]);
+        Assert.Equal("LinearMora", layer.Forward(x).Creator?.Op);
+        var withDropout = new MoraAdapter(24, 50, 2, MoraType.Sharing, dropout: 0.1f, rng);
+        layer.SetAdapter(withDropout);
+        withDropout.Train();
+        Assert.Equal("MoraDelta", layer.Forward(x).Creator?.Op);
+        withDropout.Eval();
+        Assert.Equal("LinearMora", layer.Forward(x).Creator?.Op);
+    }
+
+    [Fact]
+    public void BadShapes_NameTheOperands()
+    {
+        var op = new MoraOperator(8, 6, 3, MoraType.Sharing);
+        var x = Tensor.Zeros(4, 8);
+        var w = Tensor.Zeros(6, 8);
+        Assert.Contains("weight", Assert.Throws<ArgumentException>(() => MoraEngine.Ops.LinearMora(x, Tensor.Zeros(6, 7), null, Tensor.Zeros(3, 3), op)).Message);
+        Assert.Contains("input", Assert.Throws<ArgumentException>(() => MoraEngine.Ops.LinearMora(Tensor.Zeros(4, 5), w, null, Tensor.Zeros(3, 3), op)).Message);
+        Assert.Contains("M has shape", Assert.Throws<ArgumentException>(() => MoraEngine.Ops.LinearMora(x, w, null, Tensor.Zeros(2, 3), op)).Message);
+        Assert.Contains("bias", Assert.Throws<ArgumentException>(() => MoraEngine.Ops.LinearMora(x, w, Tensor.Zeros(5), Tensor.Zeros(3, 3), op)).Message);
+    }
+}
+
+/// <summary>The fused MoRA layer, both paths, on ILGPU's CPU accelerator against the CPU backend.</summary>
+[Trait("Backend", "Ilgpu")]
+[Collection("Ilgpu")]
+public class LinearMoraIlgpuTests
+{
+    [Theory]
+    [InlineData(MoraType.Sharing, true)]
+    [InlineData(MoraType.Sharing, false)]
+    [InlineData(MoraType.Rope, true)]
+    [InlineData(MoraType.Rope, false)]
+    [InlineData(MoraType.Interleave, true)]
+    public void MatchesTheCpu(MoraType type, bool merge)
+    {
+        const int rows = 9, inF = 37, outF = 29;
+        var rHat = type == MoraType.Rope ? 6 : 5;
+        var op = new MoraOperator(inF, outF, rHat, type);
+        var gy = GradCheck.Rand(new Rng(4), rows * outF);
+        (float[] Y, float[][] Grads) Go(Device device)
+        {
+            var local = new Rng(9);
+            Tensor[] t =
+            [
+                Tensor.FromArray(GradCheck.Rand(local, rows * inF), [rows, inF]).To(device),
+                Tensor.FromArray(GradCheck.Rand(local, outF * inF, 0.2f), [outF, inF]).To(device),
+                Tensor.FromArray(GradCheck.Rand(local, rHat * rHat, 0.2f), [rHat, rHat]).To(device),
+            ];
+            foreach (var p in t) p.RequiresGrad = true;
+            var y = MoraEngine.Ops.LinearMora(t[0], t[1], null, t[2], op, merge);
+            MoraEngine.Ops.SumAll(MoraEngine.Ops.Mul(y, Tensor.FromArray(gy, [rows, outF]).To(device))).Backward();
+            return (y.ToArray(), t.Select(p => p.Grad!.ToArray()).ToArray());
+        }
+        var cpu = Go(Device.Cpu);
+        var dev = Go(Ilgpu.IlgpuFixture.Device);
+        Assert.Equal(cpu.Y, dev.Y, (a, b) => Math.Abs(a - b) <= 1e-5f * (1 + Math.Abs(a)));
+        for (var i = 0; i < cpu.Grads.Length; i++)
+            Assert.Equal(cpu.Grads[i], dev.Grads[i], (a, b) => Math.Abs(a - b) <= 1e-5f * (1 + Math.Abs(a)));
+    }
+}
