@@ -62,7 +62,7 @@ internal static class MoraKernelBench
     {
         private readonly IBackend _be;
         private readonly int _tokens, _r, _rows, _lr, _in, _out;
-        private readonly Tensor _x, _xc, _yhat, _y, _gy, _gyhat, _gxc, _gx, _m, _gm, _a, _b, _h, _gh, _ga, _gb, _w, _bT, _wT, _eT;
+        private readonly Tensor _x, _xc, _yhat, _y, _gy, _gyhat, _gxc, _gx, _m, _gm, _a, _b, _h, _gh, _ga, _gb, _w, _bT, _wMerged, _eT;
 
         public Layer(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, ulong seed = 1, Device? device = null)
         {
@@ -95,7 +95,7 @@ internal static class MoraKernelBench
             _gb = Tensor.Zeros(outFeatures, rank).To(device);
             _w = Tensor.RandN(rng, 0.05f, outFeatures, inFeatures).To(device);
             _bT = Tensor.Zeros(rank, outFeatures).To(device);
-            _wT = Tensor.Zeros(inFeatures, outFeatures).To(device);
+            _wMerged = Tensor.Zeros(outFeatures, inFeatures).To(device);
             _eT = Tensor.Zeros(inFeatures * Fast.ActiveChunks, rHat).To(device);
             _be = _x.Device.Backend;
         }
@@ -184,14 +184,13 @@ internal static class MoraKernelBench
         public void MergedLayer(MoraOperator op)
         {
             int c = op.ActiveChunks, r = _r;
-            _be.Transpose(_w, _wT, 1, _out, _in);
             _be.Gemm(1, _in * c, r, r, 1f, op.CompressBasis(_x.Device), false, 0, _m, true, 0, 0f, _eT, 0);
-            _be.MoraDecompressAdd(op, _eT, _wT, _in, c);
-            _be.Gemm(1, _tokens, _out, _in, 1f, _x, false, 0, _wT, false, 0, 0f, _y, 0);
+            _be.MoraMergeWeight(op, _w, _eT, _wMerged, c);
+            _be.Gemm(1, _tokens, _out, _in, 1f, _x, false, 0, _wMerged, true, 0, 0f, _y, 0);
             _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
             _be.MoraCompress(op, _x, _xc, _tokens, c);
             _be.Gemm(1, r, r, _rows, 1f, _gyhat, true, 0, _xc, false, 0, 0f, _gm, 0);
-            _be.Gemm(1, _tokens, _in, _out, 1f, _gy, false, 0, _wT, true, 0, 0f, _gx, 0);
+            _be.Gemm(1, _tokens, _in, _out, 1f, _gy, false, 0, _wMerged, false, 0, 0f, _gx, 0);
         }
 
         /// <summary>The layer with the update as the GEMMs' epilogue, as <see cref="Ops.LinearMora"/> runs it for few tokens.</summary>

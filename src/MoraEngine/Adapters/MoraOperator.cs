@@ -287,7 +287,7 @@ public sealed class MoraOperator
         }
     }
 
-    private int[]? _decompressMap, _compressTransposeMap;
+    private int[]? _decompressMap, _compressTransposeMap, _decompressSources;
 
     /// <summary>
     /// f_decomp as a column map from ŷ [rows, chunks·r̂] into y [rows, out]: quadruples (dst, src, len, broadcast)
@@ -317,6 +317,22 @@ public sealed class MoraOperator
         var result = map.ToArray();
         if (chunks == ActiveChunks) _decompressMap = result;
         return result;
+    }
+
+    /// <summary>
+    /// For every output i, the compressed slot f_decomp copies into it (y_i = ŷ[p(i)]), or −1 when none does
+    /// (truncation past r̂): <see cref="DecompressMap"/> as one source per output, which every type has.
+    /// </summary>
+    internal int[] DecompressSources(int chunks)
+    {
+        if (chunks == ActiveChunks && _decompressSources != null) return _decompressSources;
+        var p = new int[Out];
+        Array.Fill(p, -1);
+        var map = DecompressMap(chunks);
+        for (var q = 0; q < map.Length; q += 4)
+            for (var t = 0; t < map[q + 2]; t++) p[map[q] + t] = map[q + 3] != 0 ? map[q + 1] : map[q + 1] + t;
+        if (chunks == ActiveChunks) _decompressSources = p;
+        return p;
     }
 
     /// <summary>

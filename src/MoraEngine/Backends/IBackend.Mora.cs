@@ -43,6 +43,19 @@ public partial interface IBackend
     }
 
     /// <summary>
+    /// A MoRA layer's merged weight: W' = W + ΔW [out, in], given Eᵀ = B·Mᵀ [in·chunks, r̂] for the operator's f_comp
+    /// basis B (<see cref="MoraOperator.CompressBasis"/>: row j of ΔWᵀ is f_decomp of row j of Eᵀ). The default
+    /// decompresses into a transposed copy of W and transposes back; a backend may gather rows of E directly.
+    /// </summary>
+    void MoraMergeWeight(MoraOperator op, Tensor weight, Tensor eT, Tensor merged, int chunks)
+    {
+        var t = Tensor.EmptyIn(weight.Device, [op.In, op.Out], MemoryScope.Current);
+        Transpose(weight, t, 1, op.Out, op.In);
+        MoraDecompressAdd(op, eT, t, op.In, chunks);
+        Transpose(t, merged, 1, op.In, op.Out);
+    }
+
+    /// <summary>
     /// A MoRA layer's input gradient: gx (+)= gy·W + f_compᵀ(gx̂) for gy [rows, out], W [out, in], gx̂ [rows,
     /// chunks·r̂] and gx [rows, in]. gx̂ is scratch: a backend may overwrite it. The default runs the GEMM and then
     /// <see cref="MoraCompressBackward"/>; a backend that fuses adds f_compᵀ(gx̂) to each block of gx as its

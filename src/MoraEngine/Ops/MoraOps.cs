@@ -58,16 +58,15 @@ public static partial class Ops
         var be = x.Device.Backend;
 
         var y = Tensor.Empty(x.Device, x.ShapeArray[..^1].Append(outF).ToArray());
-        Tensor? xc = null, wT = null;
+        Tensor? xc = null, wMerged = null;
         if (merged)
         {
-            // W'ᵀ = Wᵀ + ΔWᵀ [in, out], kept for the backward's gx = gy·W'.
-            wT = Tensor.Empty(x.Device, [inF, outF]);
-            be.Transpose(weight, wT, 1, outF, inF);
+            // W' = W + ΔW [out, in], kept for the backward's gx = gy·W'.
+            wMerged = Tensor.Empty(x.Device, [outF, inF]);
             var eT = Tensor.EmptyIn(x.Device, [inF * chunks, r], MemoryScope.Current);
             be.Gemm(1, inF * chunks, r, r, 1f, op.CompressBasis(x.Device), false, 0, m, true, 0, 0f, eT, 0);
-            be.MoraDecompressAdd(op, eT, wT, inF, chunks);
-            be.Gemm(1, rows, outF, inF, 1f, x, false, 0, wT, false, 0, 0f, y, 0);
+            be.MoraMergeWeight(op, weight, eT, wMerged, chunks);
+            be.Gemm(1, rows, outF, inF, 1f, x, false, 0, wMerged, true, 0, 0f, y, 0);
         }
         else if (rows > 0)
         {
@@ -116,7 +115,7 @@ public static partial class Ops
                 {
                     var (gx, acc) = Graph.GradSlot(x);
                     if (merged)
-                        be.Gemm(1, rows, inF, outF, 1f, gy, false, 0, wT!, true, 0, acc ? 1f : 0f, gx, 0);
+                        be.Gemm(1, rows, inF, outF, 1f, gy, false, 0, wMerged!, false, 0, acc ? 1f : 0f, gx, 0);
                     else
                     {
                         var gxc = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);

@@ -125,6 +125,30 @@ public class LinearMoraTests
             Assert.True(Math.Abs(want[i] - got[i]) <= 2e-5 * scale, $"{what}[{i}]: fused {got[i]}, unfused {want[i]}");
     }
 
+    /// <summary>The merged weight W + ΔW, from the f_comp basis and the backend's gather, against the operator's float64 ΔW.</summary>
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void MergedWeightIsWPlusTheOperatorsDeltaWeight(MoraType type)
+    {
+        foreach (var (inF, outF, rHat) in new[] { (37, 29, type == MoraType.Rope ? 6 : 5), (24, 50, type == MoraType.Rope ? 8 : 7), (1024, 256, 100) })
+        {
+            var op = new MoraOperator(inF, outF, rHat, type);
+            var rng = new Rng((ulong)(inF + (int)type));
+            var w = Tensor.FromArray(GradCheck.Rand(rng, outF * inF), [outF, inF]);
+            var m = Tensor.FromArray(GradCheck.Rand(rng, rHat * rHat), [rHat, rHat]);
+            var be = Device.Cpu.Backend;
+            var eT = Tensor.Zeros(inF * op.ActiveChunks, rHat);
+            be.Gemm(1, inF * op.ActiveChunks, rHat, rHat, 1f, op.CompressBasis(Device.Cpu), false, 0, m, true, 0, 0f, eT, 0);
+            var merged = Tensor.Zeros(outF, inF);
+            be.MoraMergeWeight(op, w, eT, merged, op.ActiveChunks);
+            var want = op.DeltaWeight(m.ToArray());
+            var wv = w.ToArray();
+            var got = merged.ToArray();
+            for (var i = 0; i < want.Length; i++)
+                Assert.True(Math.Abs(wv[i] + want[i] - got[i]) <= 1e-5f * (1 + Math.Abs(want[i])), $"{op} [{i / inF}, {i % inF}]: {got[i]} vs {wv[i] + want[i]}");
+        }
+    }
+
     [Fact]
     public void AnAdaptedLayerTrainsThroughTheFusedOpUnlessDropoutIsOn()
     {

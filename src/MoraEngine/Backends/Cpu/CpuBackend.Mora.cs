@@ -268,6 +268,27 @@ public sealed partial class CpuBackend
             accumulate ? 1f : 0f, gx.CpuArray.AsSpan(gx.Offset), n, gxhat.CpuArray.AsSpan(gxhat.Offset), w, w, op.CompressTransposeMap(chunks));
     }
 
+    public void MoraMergeWeight(MoraOperator op, Tensor weight, Tensor eT, Tensor merged, int chunks)
+    {
+        // E = (Eᵀ)ᵀ [chunks·r̂, in], then W'[i, :] = W[i, :] + E[p(i), :] with p the decompression's source of output i.
+        int n = op.In, w = chunks * op.RHat;
+        var e = Tensor.EmptyIn(weight.Device, [w, n], MemoryScope.Current);
+        Transpose(eT, e, 1, n, w);
+        var source = op.DecompressSources(chunks);
+        float[] W = weight.CpuArray, E = e.CpuArray, D = merged.CpuArray;
+        int wo = weight.Offset, eo = e.Offset, d0 = merged.Offset;
+        CpuParallel.For(op.Out, RowsPerPiece(2 * n), (i0, i1) =>
+        {
+            for (var i = i0; i < i1; i++)
+            {
+                var dst = D.AsSpan(d0 + i * n, n);
+                ReadOnlySpan<float> src = W.AsSpan(wo + i * n, n);
+                if (source[i] < 0) src.CopyTo(dst);
+                else Simd.Add(src, E.AsSpan(eo + source[i] * n, n), dst);
+            }
+        });
+    }
+
     /// <summary>Rope: every chunk of gx̂ [rows, chunks·r̂] rotated by −a in place (the transpose of f_comp's rotation).</summary>
     private static void RotateChunksBack(MoraOperator op, Tensor gxhat, int rows, int chunks)
     {
