@@ -236,6 +236,33 @@ public class SgemmTests
         Assert.Contains("multiple of 4", Assert.Throws<ArgumentException>(() => Go(0, 0, 1)).Message);
     }
 
+    /// <summary>
+    /// Products with few columns and many rows run as their transpose (the columns become the kernel's rows): every
+    /// transpose, kernel, alpha/beta and padding, on the edges of that path (n = 1 and 16, m = 64, k = 16).
+    /// </summary>
+    [Theory]
+    [InlineData(64, 1, 16)]
+    [InlineData(300, 8, 100)]
+    [InlineData(2048, 16, 256)]
+    [InlineData(100, 5, 17)]
+    [InlineData(65, 13, 400)]
+    [InlineData(63, 8, 40)]   // one row short: the direct path
+    public void FewColumnsManyRows_RunTransposed_MatchReference(int m, int n, int k)
+    {
+        var rng = new Random(m * 13 + n * 7 + k);
+        foreach (bool transA in new[] { false, true })
+        foreach (bool transB in new[] { false, true })
+        foreach (var (alpha, beta) in new[] { (1f, 0f), (-0.75f, 0.5f) })
+        {
+            var t = MakeCase(rng, transA, transB, m, n, k, alpha, beta, padA: 1, padB: 2, padC: 3, nanC: beta == 0);
+            foreach (Isa isa in Enum.GetValues<Isa>())
+            {
+                if (!Sgemm.IsSupported(isa)) continue;
+                AssertClose(t, Run(isa, t, alpha, beta), what: $"{isa} alpha={alpha} beta={beta}");
+            }
+        }
+    }
+
     /// <summary>The unpacked paths on awkward sizes, serial and split: few rows times a transposed weight (x·Wᵀ with W [n, k], m ≤ 4: decoding) and many rows times few (n ≤ 16: an adapter's x·Aᵀ), and shapes just past both.</summary>
     [Theory]
     [InlineData(1, 1, 32)]

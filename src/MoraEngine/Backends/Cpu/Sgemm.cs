@@ -120,6 +120,11 @@ internal static unsafe partial class Sgemm
         CheckLength(c.Length, m, n, ldc, 0, 1, nameof(c));
         if (!IsSupported(isa)) throw new PlatformNotSupportedException($"GEMM kernel {isa} is not supported on this CPU.");
         if (m == 0 || n == 0) return;
+        if (n <= NarrowCols && m >= TransposedMinRows && k >= 16 && alpha != 0f)
+        {
+            MultiplyTransposed(isa, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
 
         fixed (float* pa = a)
         fixed (float* pb = b)
@@ -184,6 +189,37 @@ internal static unsafe partial class Sgemm
                 RunSerial(in p, 0, m, 0, n);
             else
                 RunParallel(&p);
+        }
+    }
+
+    /// <summary>Rows from which a product with at most <see cref="NarrowCols"/> columns runs transposed.</summary>
+    internal const int TransposedMinRows = 64;
+
+    /// <summary>
+    /// A product with few columns and many rows (an adapter's rank-r side: x·Aᵀ, gy·B, gyᵀ·h) as its transpose,
+    /// Cᵀ = op(B)ᵀ·op(A)ᵀ: the few columns become the micro-kernel's MR = 8 rows, so every FMA lane does useful work
+    /// (with n = 8 the direct product fills a quarter of the NR = 32 columns, or reduces 8 dot products per row), and
+    /// the packed path reads the big operand once. Cᵀ lands in a pooled buffer and is transposed into C.
+    /// </summary>
+    private static void MultiplyTransposed(Isa isa, bool transA, bool transB, int m, int n, int k, float alpha,
+        ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        var t = System.Buffers.ArrayPool<float>.Shared.Rent(m * n);
+        try
+        {
+            Multiply(isa, !transB, !transA, n, m, k, alpha, b, ldb, a, lda, 0f, t, m);
+            for (int i = 0; i < m; i++)
+            {
+                var row = c.Slice(i * ldc, n);
+                if (beta == 0f)
+                    for (int j = 0; j < n; j++) row[j] = t[j * m + i];
+                else
+                    for (int j = 0; j < n; j++) row[j] = t[j * m + i] + beta * row[j];
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(t);
         }
     }
 
