@@ -24,7 +24,8 @@ internal static class MoraKernelBench
     public sealed record Result(int In, int Out, int Rank, MoraType Type, int RHat, int Tokens, bool Specialised,
         double GenericUs, double SpecialisedUs, double LoraUs, double GenericKernelsUs, double SpecialisedKernelsUs,
         double GenericHotKernelsUs, double SpecialisedHotKernelsUs, long KernelBytes, double StreamUs, long StreamBytes,
-        double BaseLayerUs, double UnfusedLayerUs, double FusedLayerUs, double EpilogueLayerUs, double LoraLayerUs)
+        double BaseLayerUs, double UnfusedLayerUs, double FusedLayerUs, double EpilogueLayerUs, double LoraLayerUs,
+        string ChosenKernels = "", string BitIdenticalKernels = "")
     {
         /// <summary>What the adapter adds to its frozen layer, unfused with the generic kernels (Linear, then MoraDelta).</summary>
         public double UnfusedAdapterUs => UnfusedLayerUs - BaseLayerUs;
@@ -308,9 +309,11 @@ internal static class MoraKernelBench
             hotFast += med[6 + 2 * k];
         }
         var specialised = ReferenceEquals(device, Device.Cpu) ? layer.Fast.Kernels != null : layer.Fast.DeviceKernels != null;
+        // On the CPU the backend runs a generated kernel only where it measured it no slower and bit-identical.
+        var choice = device.Backend is Backends.Cpu.CpuBackend cpu ? cpu.ChoiceFor(layer.Fast) : null;
         return new Result(inFeatures, outFeatures, rank, type, layer.Fast.RHat, tokens, specialised,
             med[0], med[1], med[2], med[3], med[4], hotGeneric, hotFast, layer.KernelBytes, med[13], layer.StreamBytes,
-            med[14], med[15], med[16], med[17], med[18]);
+            med[14], med[15], med[16], med[17], med[18], choice?.Use.ToString() ?? "", choice?.BitIdentical.ToString() ?? "");
     }
 
     private static double Median(double[] xs)

@@ -70,14 +70,18 @@ public class CliTests
         var (code, output) = Run("bench", "ops", "--config", "tiny", "--batch", "2", "--repeats", "1", "--device", "cpu", "--json");
         Assert.Equal(0, code);
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(10, lines.Length);
+        // 10 ops, then 3 layer shapes × (frozen, LoRA, MoRA types 1 and 6).
+        Assert.Equal(22, lines.Length);
         foreach (var line in lines)
         {
             using var doc = System.Text.Json.JsonDocument.Parse(line);
             Assert.Equal("ops", doc.RootElement.GetProperty("benchmark").GetString());
             Assert.True(doc.RootElement.GetProperty("ms").GetDouble() > 0);
+            Assert.True(doc.RootElement.GetProperty("min_ms").GetDouble() <= doc.RootElement.GetProperty("ms").GetDouble());
         }
         Assert.Contains("mora type 6", output);
+        Assert.Contains("MoRA type 6", output); // the adapted layers (the ops are lowercase)
+        Assert.Contains("frozen (floor)", output);
     }
 
     [Fact]

@@ -52,7 +52,8 @@ internal static class BenchKernelsCommand
                             layer_fused_us = Math.Round(res.FusedLayerUs, 1), layer_epilogue_us = Math.Round(res.EpilogueLayerUs, 1),
                             layer_lora_us = Math.Round(res.LoraLayerUs, 1), layer_speedup = Math.Round(res.LayerSpeedup, 3),
                             adapter_unfused_us = Math.Round(res.UnfusedAdapterUs, 1), adapter_fused_us = Math.Round(res.FusedAdapterUs, 1),
-                            fusion_speedup = Math.Round(res.FusionSpeedup, 2), device = dev.Name,
+                            fusion_speedup = Math.Round(res.FusionSpeedup, 2), generated_kernels_run = res.ChosenKernels,
+                            generated_kernels_bit_identical = res.BitIdenticalKernels, device = dev.Name,
                         }));
                     else
                         AnsiConsole.MarkupLine(string.Create(CultureInfo.InvariantCulture,
@@ -62,7 +63,8 @@ internal static class BenchKernelsCommand
                             $"memory floor {res.KernelFloorUs:F0} µs at {res.StreamGBps:F0} GB/s), " +
                             $"each alone in cache {res.GenericHotKernelsUs:F0} → {res.SpecialisedHotKernelsUs:F0} µs ({res.HotKernelSpeedup:F2}×), MoRA/LoRA {res.MoraOverLora:F2}; " +
                             $"layer: frozen {res.BaseLayerUs:F0} µs, unfused generic {res.UnfusedLayerUs:F0}, fused [bold]{res.FusedLayerUs:F0}[/] (as an epilogue {res.EpilogueLayerUs:F0}), LoRA fused {res.LoraLayerUs:F0}; " +
-                            $"adapter over the frozen layer {res.UnfusedAdapterUs:F0} → {res.FusedAdapterUs:F0} µs ([bold]{res.FusionSpeedup:F2}×[/])"));
+                            $"adapter over the frozen layer {res.UnfusedAdapterUs:F0} → {res.FusedAdapterUs:F0} µs ([bold]{res.FusionSpeedup:F2}×[/])" +
+                            $"{(res.ChosenKernels != "" ? $"; generated kernels that run: {res.ChosenKernels} (bit-identical: {res.BitIdenticalKernels})" : "")}"));
                 }
             return 0;
         }));

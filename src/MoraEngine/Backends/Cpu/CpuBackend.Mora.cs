@@ -12,16 +12,20 @@ public sealed partial class CpuBackend
     // (⌊in/r̂⌋ items) where a scalar loop is as fast.
 
     // An operator that found generated kernels for its shape (MoraOperator.Kernels) runs them on the same fixed row
-    // split; the generic code below is the reference and the fallback. Both skip tiered compilation
+    // split, each kernel only where it computes the generic kernel's bits and was measured no slower on this machine
+    // (CpuBackend.MoraChoice.cs); the generic code below is the reference and the fallback. Both skip tiered compilation
     // (AggressiveOptimization): these loops are hot from the first step, and without it the generic ones can run
     // unoptimised code for seconds while the background compiler competes for the same cores.
 
-    public void MoraCompress(MoraOperator op, Tensor x, Tensor xc, int rows, int chunks)
+    public void MoraCompress(MoraOperator op, Tensor x, Tensor xc, int rows, int chunks) =>
+        MoraCompress(op, x, xc, rows, chunks, Specialised(op, MoraKernelUse.Compress));
+
+    internal void MoraCompress(MoraOperator op, Tensor x, Tensor xc, int rows, int chunks, IMoraKernels? specialised)
     {
         float[] X = x.CpuArray, XC = xc.CpuArray;
         int xo = x.Offset, co = xc.Offset, n = op.In, r = op.RHat, w = chunks * r;
         int full = op.FullChunks, tail = op.Tail;
-        if (op.Kernels is { } k)
+        if (specialised is { } k)
         {
             CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
                 k.Compress(X.AsSpan(xo + r0 * n, (r1 - r0) * n), XC.AsSpan(co + r0 * w, (r1 - r0) * w), r1 - r0, chunks));
@@ -81,12 +85,15 @@ public sealed partial class CpuBackend
         });
     }
 
-    public void MoraCompressBackward(MoraOperator op, Tensor gxc, Tensor gx, int rows, int chunks, bool accumulate)
+    public void MoraCompressBackward(MoraOperator op, Tensor gxc, Tensor gx, int rows, int chunks, bool accumulate) =>
+        MoraCompressBackward(op, gxc, gx, rows, chunks, accumulate, Specialised(op, MoraKernelUse.CompressBackward));
+
+    internal void MoraCompressBackward(MoraOperator op, Tensor gxc, Tensor gx, int rows, int chunks, bool accumulate, IMoraKernels? specialised)
     {
         float[] GC = gxc.CpuArray, GX = gx.CpuArray;
         int co = gxc.Offset, xo = gx.Offset, n = op.In, r = op.RHat, w = chunks * r;
         int full = op.FullChunks, tail = op.Tail;
-        if (op.Kernels is { } k)
+        if (specialised is { } k)
         {
             CpuParallel.For(rows, RowsPerPiece(n + w), (r0, r1) =>
                 k.CompressBackward(GC.AsSpan(co + r0 * w, (r1 - r0) * w), GX.AsSpan(xo + r0 * n, (r1 - r0) * n), r1 - r0, chunks, accumulate));
@@ -155,11 +162,14 @@ public sealed partial class CpuBackend
         });
     }
 
-    public void MoraDecompressAdd(MoraOperator op, Tensor yhat, Tensor y, int rows, int chunks)
+    public void MoraDecompressAdd(MoraOperator op, Tensor yhat, Tensor y, int rows, int chunks) =>
+        MoraDecompressAdd(op, yhat, y, rows, chunks, Specialised(op, MoraKernelUse.DecompressAdd));
+
+    internal void MoraDecompressAdd(MoraOperator op, Tensor yhat, Tensor y, int rows, int chunks, IMoraKernels? specialised)
     {
         float[] YH = yhat.CpuArray, Y = y.CpuArray;
         int ho = yhat.Offset, yo = y.Offset, m = op.Out, r = op.RHat, w = chunks * r;
-        if (op.Kernels is { } k)
+        if (specialised is { } k)
         {
             CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
                 k.DecompressAdd(YH.AsSpan(ho + r0 * w, (r1 - r0) * w), Y.AsSpan(yo + r0 * m, (r1 - r0) * m), r1 - r0, chunks));
@@ -200,11 +210,14 @@ public sealed partial class CpuBackend
         });
     }
 
-    public void MoraDecompressBackward(MoraOperator op, Tensor gy, Tensor gyhat, int rows, int chunks)
+    public void MoraDecompressBackward(MoraOperator op, Tensor gy, Tensor gyhat, int rows, int chunks) =>
+        MoraDecompressBackward(op, gy, gyhat, rows, chunks, Specialised(op, MoraKernelUse.DecompressBackward));
+
+    internal void MoraDecompressBackward(MoraOperator op, Tensor gy, Tensor gyhat, int rows, int chunks, IMoraKernels? specialised)
     {
         float[] G = gy.CpuArray, GH = gyhat.CpuArray;
         int go = gy.Offset, ho = gyhat.Offset, m = op.Out, r = op.RHat, w = chunks * r;
-        if (op.Kernels is { } k)
+        if (specialised is { } k)
         {
             CpuParallel.For(rows, RowsPerPiece(m + w), (r0, r1) =>
                 k.DecompressBackward(G.AsSpan(go + r0 * m, (r1 - r0) * m), GH.AsSpan(ho + r0 * w, (r1 - r0) * w), r1 - r0, chunks));
