@@ -263,6 +263,37 @@ public class SgemmTests
         }
     }
 
+    /// <summary>
+    /// Aᵀ·B with small sides over a deep k (MoRA's gM) reads A and B in place: full tiles, ragged last rows and
+    /// columns (zero-padded copies), K blocks, serial and split over the cores, padding and alpha/beta, against the
+    /// double reference; the other transposes of the same shapes take the packed path and must agree too.
+    /// </summary>
+    [Theory]
+    [InlineData(64, 64, 8192)]
+    [InlineData(101, 101, 2049)]
+    [InlineData(5, 70, 3001)]
+    [InlineData(160, 160, 1024)]
+    [InlineData(8, 32, 512)]     // one full tile, serial
+    [InlineData(143, 7, 700)]
+    [InlineData(161, 20, 600)]   // one past the side: the packed path
+    public void SmallSidesDeepK_MatchReference(int m, int n, int k)
+    {
+        var rng = new Random(m * 3 + n * 5 + k);
+        foreach (bool transA in new[] { true, false })
+        foreach (bool transB in new[] { false, true })
+        foreach (var (alpha, beta, pad) in new[] { (1f, 0f, 0), (-0.75f, 0.5f, 3) })
+        {
+            var t = MakeCase(rng, transA, transB, m, n, k, alpha, beta, padA: pad, padB: pad, padC: 3, nanC: beta == 0);
+            foreach (Isa isa in Enum.GetValues<Isa>())
+            {
+                if (!Sgemm.IsSupported(isa)) continue;
+                var c1 = Run(isa, t, alpha, beta);
+                AssertClose(t, c1, what: $"{isa} alpha={alpha} beta={beta}");
+                Assert.Equal(c1, Run(isa, t, alpha, beta)); // deterministic
+            }
+        }
+    }
+
     /// <summary>The unpacked paths on awkward sizes, serial and split: few rows times a transposed weight (x·Wᵀ with W [n, k], m ≤ 4: decoding) and many rows times few (n ≤ 16: an adapter's x·Aᵀ), and shapes just past both.</summary>
     [Theory]
     [InlineData(1, 1, 32)]

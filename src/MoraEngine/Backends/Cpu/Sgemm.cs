@@ -135,6 +135,8 @@ internal static unsafe partial class Sgemm
                 RunSkinny(&p);
             else if (!transA && transB && n <= NarrowCols && k >= 32)
                 RunNarrow(&p);
+            else if (alpha != 0f && TakesSmallTn(isa, transA, transB, m, n, k))
+                RunSmallTn(&p);
             else if ((long)m * n * k < ParallelThreshold || CpuThreadPool.Parallelism == 1)
                 RunSerial(in p, 0, m, 0, n);
             else

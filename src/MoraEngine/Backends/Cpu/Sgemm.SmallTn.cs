@@ -1,0 +1,140 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace MoraEngine.Backends.Cpu;
+
+internal static unsafe partial class Sgemm
+{
+    /// <summary>Largest m and n of the unpacked Aᵀ·B path (<see cref="RunSmallTn"/>).</summary>
+    internal const int SmallTnMaxSide = 160;
+
+    /// <summary>Depth from which the unpacked Aᵀ·B path is taken.</summary>
+    internal const int SmallTnMinDepth = 512;
+
+    private static bool TakesSmallTn(Isa isa, bool transA, bool transB, int m, int n, int k) =>
+        isa == Isa.Avx512 && transA && !transB && m <= SmallTnMaxSide && n <= SmallTnMaxSide && k >= SmallTnMinDepth;
+
+    /// <summary>
+    /// C = alpha·Aᵀ·B + beta·C with A stored k×m and B stored k×n, both small sides (m, n ≤ 160) over a deep k:
+    /// MoRA's gM = gŷᵀ·x̂ (r̂ × r̂ over every token) and the like. Row q of A and of B already hold what a micro-panel
+    /// holds (op(A)'s column q, op(B)'s row q), so the micro-kernel reads them in place, KC rows at a time while they
+    /// sit in L2, instead of packing them: at these shapes packing costs as much as the arithmetic. Only the ragged
+    /// last 8 rows or 32 columns of C are copied, zero-padded, per K block. Tiles are split over the cores; every
+    /// element is summed by one thread in ascending k, so the result does not depend on the core count.
+    /// </summary>
+    private static void RunSmallTn(Problem* p)
+    {
+        int tilesN = (p->N + Nr512 - 1) / Nr512, tilesM = (p->M + Mr512 - 1) / Mr512;
+        var parts = (long)p->M * p->N * p->K < ParallelThreshold ? 1 : Math.Min(CpuThreadPool.Parallelism, tilesM * tilesN);
+        var ctx = new SmallTnContext { P = p, Parts = parts, TilesM = tilesM, TilesN = tilesN };
+        if (parts == 1) SmallTnChunk(&ctx, 0);
+        else CpuThreadPool.For(parts, &SmallTnChunk, &ctx);
+    }
+
+    private struct SmallTnContext
+    {
+        public Problem* P;
+        public int Parts, TilesM, TilesN;
+    }
+
+    private static void SmallTnChunk(void* context, int part)
+    {
+        var ctx = (SmallTnContext*)context;
+        ref readonly Problem p = ref *ctx->P;
+        // This part's tiles: a contiguous range of the row-major tile grid.
+        int tiles = ctx->TilesM * ctx->TilesN;
+        int t0 = (int)((long)tiles * part / ctx->Parts), t1 = (int)((long)tiles * (part + 1) / ctx->Parts);
+        if (t0 >= t1) return;
+        int m = p.M, n = p.N, k = p.K;
+        int mTail = m % Mr512, nTail = n % Nr512;
+        // Zero-padded copies of the ragged last columns of A (rows of C) and of B, one K block at a time.
+        int kcMax = Math.Min(k, KC);
+        PackBuffers buffers = PackBuffers.ForCurrentThread(Mr512 * kcMax, Nr512 * kcMax);
+        float* aEdge = buffers.A, bEdge = buffers.B;
+        float* tile = stackalloc float[MaxTile];
+        int kBlocks = (k + KC - 1) / KC;
+        for (int kb = 0; kb < kBlocks; kb++)
+        {
+            int pc = (int)((long)k * kb / kBlocks);
+            int kc = (int)((long)k * (kb + 1) / kBlocks) - pc;
+            float beta = kb == 0 ? p.Beta : 1f;
+            float* aBlock = p.A + (nint)pc * p.Lda, bBlock = p.B + (nint)pc * p.Ldb;
+            if (mTail > 0) CopyPadded(aBlock + (m - mTail), p.Lda, kc, mTail, Mr512, aEdge);
+            if (nTail > 0) CopyPadded(bBlock + (n - nTail), p.Ldb, kc, nTail, Nr512, bEdge);
+            for (int t = t0; t < t1; t++)
+            {
+                int i0 = t / ctx->TilesN * Mr512, j0 = t % ctx->TilesN * Nr512;
+                int mr = Math.Min(Mr512, m - i0), nr = Math.Min(Nr512, n - j0);
+                float* a = mr == Mr512 ? aBlock + i0 : aEdge;
+                nint sa = mr == Mr512 ? p.Lda : Mr512;
+                float* b = nr == Nr512 ? bBlock + j0 : bEdge;
+                nint sb = nr == Nr512 ? p.Ldb : Nr512;
+                KernelStrided512(kc, a, sa, b, sb, p.C + (nint)i0 * p.Ldc + j0, p.Ldc, p.Alpha, beta, mr, nr, tile);
+            }
+        }
+    }
+
+    /// <summary>rows × cols values at stride ld into dst at stride width, columns past cols zero.</summary>
+    private static void CopyPadded(float* src, nint ld, int rows, int cols, int width, float* dst)
+    {
+        for (int q = 0; q < rows; q++, src += ld, dst += width)
+        {
+            int j = 0;
+            for (; j < cols; j++) dst[j] = src[j];
+            for (; j < width; j++) dst[j] = 0f;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Kernel512"/> reading its operands in place: step p takes MR values at a + p·sa and NR at b + p·sb
+    /// (rows of Aᵀ's and B's storage, or the zero-padded edge copies).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void KernelStrided512(int kc, float* a, nint sa, float* b, nint sb, float* c, nint ldc, float alpha, float beta,
+        int mr, int nr, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
+
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(b);
+            Vector512<float> b1 = Vector512.Load(b + 16);
+            Vector512<float> av = Vector512.Create(a[0]);
+            c00 = Avx512F.FusedMultiplyAdd(av, b0, c00); c01 = Avx512F.FusedMultiplyAdd(av, b1, c01);
+            av = Vector512.Create(a[1]);
+            c10 = Avx512F.FusedMultiplyAdd(av, b0, c10); c11 = Avx512F.FusedMultiplyAdd(av, b1, c11);
+            av = Vector512.Create(a[2]);
+            c20 = Avx512F.FusedMultiplyAdd(av, b0, c20); c21 = Avx512F.FusedMultiplyAdd(av, b1, c21);
+            av = Vector512.Create(a[3]);
+            c30 = Avx512F.FusedMultiplyAdd(av, b0, c30); c31 = Avx512F.FusedMultiplyAdd(av, b1, c31);
+            av = Vector512.Create(a[4]);
+            c40 = Avx512F.FusedMultiplyAdd(av, b0, c40); c41 = Avx512F.FusedMultiplyAdd(av, b1, c41);
+            av = Vector512.Create(a[5]);
+            c50 = Avx512F.FusedMultiplyAdd(av, b0, c50); c51 = Avx512F.FusedMultiplyAdd(av, b1, c51);
+            av = Vector512.Create(a[6]);
+            c60 = Avx512F.FusedMultiplyAdd(av, b0, c60); c61 = Avx512F.FusedMultiplyAdd(av, b1, c61);
+            av = Vector512.Create(a[7]);
+            c70 = Avx512F.FusedMultiplyAdd(av, b0, c70); c71 = Avx512F.FusedMultiplyAdd(av, b1, c71);
+            a += sa;
+            b += sb;
+        }
+
+        bool full = mr == Mr512 && nr == Nr512;
+        float* dst = full ? c : tile;
+        nint ld = full ? ldc : Nr512;
+        float al = full ? alpha : 1f, bt = full ? beta : 0f;
+        Store512(dst, c00, c01, al, bt);
+        Store512(dst + ld, c10, c11, al, bt);
+        Store512(dst + 2 * ld, c20, c21, al, bt);
+        Store512(dst + 3 * ld, c30, c31, al, bt);
+        Store512(dst + 4 * ld, c40, c41, al, bt);
+        Store512(dst + 5 * ld, c50, c51, al, bt);
+        Store512(dst + 6 * ld, c60, c61, al, bt);
+        Store512(dst + 7 * ld, c70, c71, al, bt);
+        if (!full) MergeTile(tile, Nr512, c, ldc, alpha, beta, mr, nr);
+    }
+}
