@@ -22,54 +22,11 @@ internal static unsafe partial class Sgemm
     private const int MrScalar = 4, NrScalar = 8;
     private const int MaxTile = 8 * 32;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>The packed micro-kernel: <see cref="KernelStrided512"/> over packed panels (MR and NR values per step).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Kernel512(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta,
-        int mr, int nr, float* tile)
-    {
-        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector512<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default;
-        Vector512<float> c60 = default, c61 = default, c70 = default, c71 = default;
-
-        for (int p = 0; p < kc; p++)
-        {
-            Vector512<float> b0 = Vector512.Load(b);
-            Vector512<float> b1 = Vector512.Load(b + 16);
-            Vector512<float> av = Vector512.Create(a[0]);
-            c00 = Avx512F.FusedMultiplyAdd(av, b0, c00); c01 = Avx512F.FusedMultiplyAdd(av, b1, c01);
-            av = Vector512.Create(a[1]);
-            c10 = Avx512F.FusedMultiplyAdd(av, b0, c10); c11 = Avx512F.FusedMultiplyAdd(av, b1, c11);
-            av = Vector512.Create(a[2]);
-            c20 = Avx512F.FusedMultiplyAdd(av, b0, c20); c21 = Avx512F.FusedMultiplyAdd(av, b1, c21);
-            av = Vector512.Create(a[3]);
-            c30 = Avx512F.FusedMultiplyAdd(av, b0, c30); c31 = Avx512F.FusedMultiplyAdd(av, b1, c31);
-            av = Vector512.Create(a[4]);
-            c40 = Avx512F.FusedMultiplyAdd(av, b0, c40); c41 = Avx512F.FusedMultiplyAdd(av, b1, c41);
-            av = Vector512.Create(a[5]);
-            c50 = Avx512F.FusedMultiplyAdd(av, b0, c50); c51 = Avx512F.FusedMultiplyAdd(av, b1, c51);
-            av = Vector512.Create(a[6]);
-            c60 = Avx512F.FusedMultiplyAdd(av, b0, c60); c61 = Avx512F.FusedMultiplyAdd(av, b1, c61);
-            av = Vector512.Create(a[7]);
-            c70 = Avx512F.FusedMultiplyAdd(av, b0, c70); c71 = Avx512F.FusedMultiplyAdd(av, b1, c71);
-            a += 8;
-            b += 32;
-        }
-
-        bool full = mr == Mr512 && nr == Nr512;
-        float* dst = full ? c : tile;
-        nint ld = full ? ldc : Nr512;
-        // Edge tiles: store the raw sums to the scratch tile; MergeTile applies alpha/beta with the same rounding.
-        float al = full ? alpha : 1f, bt = full ? beta : 0f;
-        Store512(dst, c00, c01, al, bt);
-        Store512(dst + ld, c10, c11, al, bt);
-        Store512(dst + 2 * ld, c20, c21, al, bt);
-        Store512(dst + 3 * ld, c30, c31, al, bt);
-        Store512(dst + 4 * ld, c40, c41, al, bt);
-        Store512(dst + 5 * ld, c50, c51, al, bt);
-        Store512(dst + 6 * ld, c60, c61, al, bt);
-        Store512(dst + 7 * ld, c70, c71, al, bt);
-        if (!full) MergeTile(tile, Nr512, c, ldc, alpha, beta, mr, nr);
-    }
+        int mr, int nr, float* tile) =>
+        KernelStrided512(kc, a, Mr512, b, Nr512, c, ldc, alpha, beta, mr, nr, tile);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store512(float* dst, Vector512<float> x0, Vector512<float> x1, float alpha, float beta)
