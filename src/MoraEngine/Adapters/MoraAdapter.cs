@@ -79,6 +79,7 @@ public sealed class MoraAdapter : LinearAdapter
             var rHat = MoraOperator.RankHat(InFeatures, OutFeatures, LoraRank, type);
             if (rHat != RHat)
                 throw new InvalidOperationException($"MoraAdapter: switching to {type} would change r̂ from {RHat} to {rHat}; restart cycles must keep r̂ (use types 1–4 together).");
+            Operator.ReleaseCaches();
             Operator = new MoraOperator(InFeatures, OutFeatures, rHat, type);
         }
     }

@@ -287,6 +287,25 @@ public sealed class MoraOperator
         }
     }
 
+    /// <summary>
+    /// Frees the f_comp bases cached on devices (<see cref="CompressBasis"/>): a ReMoRA restart replaces its
+    /// operator, and device memory is not left to the garbage collector.
+    /// </summary>
+    internal void ReleaseCaches()
+    {
+        lock (_basisGate)
+        {
+            foreach (var t in _basis.Values) (t.Storage as IDisposable)?.Dispose();
+            _basis.Clear();
+        }
+    }
+
+    /// <summary>Devices holding a cached f_comp basis (tests).</summary>
+    internal int CachedBases
+    {
+        get { lock (_basisGate) return _basis.Count; }
+    }
+
     private int[]? _decompressMap, _compressTransposeMap, _decompressSources;
 
     /// <summary>

@@ -167,6 +167,24 @@ public class LinearMoraTests
     }
 
     [Fact]
+    public void ARestartThatSwitchesTheTypeFreesTheOldOperatorsCachedBasis()
+    {
+        var rng = new Rng(8);
+        var layer = new Nn.Linear(40, 40, bias: false, rng);
+        var adapter = new MoraAdapter(40, 40, 2, MoraType.Sharing, dropout: 0f, rng);
+        layer.SetAdapter(adapter);
+        var x = Tensor.FromArray(GradCheck.Rand(rng, 64 * 40), [64, 40]);
+        layer.Forward(x); // 64 rows: the merged path, which caches the basis
+        var old = adapter.Operator;
+        Assert.Equal(1, old.CachedBases);
+        adapter.Reset(MoraType.Interleave);
+        Assert.Equal(0, old.CachedBases);
+        Assert.NotSame(old, adapter.Operator);
+        layer.Forward(x);
+        Assert.Equal(1, adapter.Operator.CachedBases);
+    }
+
+    [Fact]
     public void BadShapes_NameTheOperands()
     {
         var op = new MoraOperator(8, 6, 3, MoraType.Sharing);
