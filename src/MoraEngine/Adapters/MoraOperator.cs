@@ -339,6 +339,18 @@ public sealed class MoraOperator
     }
 
     /// <summary>
+    /// True when f_decomp over <paramref name="chunks"/> chunks is the identity (the compressed width equals out and
+    /// one slice covers it: Rope whose active chunks tile y exactly once, or a tile or truncation with r̂ = out), so
+    /// that f_decompᵀ(gy) is gy itself.
+    /// </summary>
+    internal bool DecompressIsIdentity(int chunks)
+    {
+        if (chunks * RHat != Out) return false;
+        var map = DecompressMap(chunks);
+        return map.Length == 4 && map[0] == 0 && map[1] == 0 && map[2] == Out && map[3] == 0;
+    }
+
+    /// <summary>
     /// For every output i, the compressed slot f_decomp copies into it (y_i = ŷ[p(i)]), or −1 when none does
     /// (truncation past r̂): <see cref="DecompressMap"/> as one source per output, which every type has.
     /// </summary>

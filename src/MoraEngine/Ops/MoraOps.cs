@@ -95,7 +95,9 @@ public static partial class Ops
                 }
                 if (rows == 0 || (!x.RequiresGrad && !m.RequiresGrad)) return;
                 Tensor? gyhat = null;
-                if (m.RequiresGrad || !merged)
+                if (op.DecompressIsIdentity(chunks))
+                    gyhat = gy; // [rows, chunks·r̂] is [rows·chunks, r̂]: no copy
+                else if (m.RequiresGrad || !merged)
                 {
                     gyhat = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);
                     be.MoraDecompressBackward(op, gy, gyhat, rows, chunks);
