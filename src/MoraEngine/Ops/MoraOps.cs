@@ -26,9 +26,10 @@ public static partial class Ops
     /// <remarks>
     /// <para>Many tokens (rows·(in + out) ≥ in·out, a training batch): the update is merged into a working copy of
     /// the weight, W' = W + ΔW, built from M in O(in·out) (ΔWᵀ row j = f_decomp(M·f_comp(e_j)): one GEMM of the
-    /// operator's fixed f_comp basis by Mᵀ, one decompression into Wᵀ). Then y = x·W'ᵀ and gx = gy·W' are the
+    /// operator's fixed f_comp basis by Mᵀ, then <see cref="Backends.IBackend.MoraMergeWeight"/>). Then y = x·W'ᵀ and gx = gy·W' are the
     /// layer's plain GEMMs, and only M's gradient needs the adapter: gM = f_decompᵀ(gy)ᵀ·f_comp(x), one read of gy
-    /// and of x and one r̂ × r̂ product. Nothing of size [tokens, out] is written beyond y and gx themselves.</para>
+    /// (none when f_decomp is the identity) and of x and one r̂ × r̂ product. Nothing of size [tokens, out] is
+    /// written beyond y and gx themselves.</para>
     /// <para>Few tokens (decoding): x̂ = f_comp(x) and ŷ = x̂·Mᵀ, and the base GEMM adds f_decomp(ŷ) to each
     /// block of y as it completes (<see cref="Backends.IBackend.MoraLinear"/>); the backward mirrors it on gx.</para>
     /// </remarks>

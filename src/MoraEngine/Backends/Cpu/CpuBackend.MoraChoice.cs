@@ -27,8 +27,13 @@ public sealed partial class CpuBackend
         ChoiceFor(op) is { } c && (c.Use & which) != 0 ? op.Kernels : null;
 
     /// <summary>The measured choice for <paramref name="op"/>'s shape (measured now if it is new), or null without generated kernels.</summary>
-    internal MoraKernelChoice? ChoiceFor(MoraOperator op) =>
-        op.Kernels is { } k ? s_choice.GetOrAdd((op.In, op.Out, op.RHat, op.Type), _ => Choose(op, k)) : null;
+    internal MoraKernelChoice? ChoiceFor(MoraOperator op)
+    {
+        if (op.Kernels is not { } k) return null;
+        var key = (op.In, op.Out, op.RHat, op.Type);
+        // Looked up on every kernel call: only a new shape builds the measuring closure.
+        return s_choice.TryGetValue(key, out var c) ? c : s_choice.GetOrAdd(key, _ => Choose(op, k));
+    }
 
     /// <summary>What the measurement of one shape found (for <c>mora bench kernels</c> and tests).</summary>
     internal sealed record MoraKernelChoice(MoraKernelUse Use, MoraKernelUse BitIdentical, double[] GenericUs, double[] SpecialisedUs);
@@ -44,7 +49,16 @@ public sealed partial class CpuBackend
         int chunks = op.ActiveChunks, w = chunks * op.RHat;
         using var _ = Autograd.Graph.NoGrad();
         var rng = new Rng(0x5eed);
-        Tensor R(int n, int d) => Tensor.RandN(rng, 1f, n, d);
+        // Outside any memory scope (this may run inside a training step): a one-off batch for the garbage collector,
+        // not buffers of odd sizes left in the device pool.
+        Tensor Fresh(int n, int d, bool random)
+        {
+            var t = Tensor.EmptyIn(Device.Cpu, [n, d], null);
+            var span = t.Span;
+            for (var i = 0; i < span.Length; i++) span[i] = random ? rng.NextNormal() : 0f;
+            return t;
+        }
+        Tensor R(int n, int d) => Fresh(n, d, random: true);
         var x = R(rows, op.In);
         var gy = R(rows, op.Out);
         var xc = R(rows, w);
@@ -52,7 +66,7 @@ public sealed partial class CpuBackend
         var gx0 = R(rows, op.In);
         // Two output buffers (generic, specialised), each room for two [rows, width] results.
         var room = 2 * rows * Math.Max(op.In, Math.Max(op.Out, w));
-        Tensor a = Tensor.Zeros(room), b = Tensor.Zeros(room);
+        Tensor a = Fresh(1, room, random: false), b = Fresh(1, room, random: false);
         Tensor Part(Tensor t, int part, int d) => t.ViewOf(part * rows * d, [rows, d], false);
 
         var kernels = new (MoraKernelUse Which, Action<IMoraKernels?, Tensor> Run)[]
