@@ -12,8 +12,12 @@ internal static unsafe partial class Sgemm
     /// <summary>Depth from which the unpacked Aᵀ·B path is taken.</summary>
     internal const int SmallTnMinDepth = 512;
 
+    /// <summary>Rows of C up to which the unpacked Aᵀ·B path takes any number of columns (an adapter's ghᵀ·x, hᵀ·gy).</summary>
+    internal const int SmallTnFewRows = 16;
+
     private static bool TakesSmallTn(Isa isa, bool transA, bool transB, int m, int n, int k) =>
-        isa == Isa.Avx512 && transA && !transB && m <= SmallTnMaxSide && n <= SmallTnMaxSide && k >= SmallTnMinDepth;
+        isa == Isa.Avx512 && transA && !transB && k >= SmallTnMinDepth
+        && (m <= SmallTnMaxSide && n <= SmallTnMaxSide || m <= SmallTnFewRows);
 
     /// <summary>
     /// C = alpha·Aᵀ·B + beta·C with A stored k×m and B stored k×n, both small sides (m, n ≤ 160) over a deep k:
@@ -49,11 +53,14 @@ internal static unsafe partial class Sgemm
         int m = p.M, n = p.N, k = p.K;
         int mTail = m % Mr512, nTail = n % Nr512;
         // Zero-padded copies of the ragged last columns of A (rows of C) and of B, one K block at a time.
-        int kcMax = Math.Min(k, KC);
+        // With few rows of C a K block is a strip of B's rows that every tile reads at a different place: shorter
+        // blocks (about 128 KiB of B) keep the strip in L2 while all of this thread's tiles take their columns.
+        int kcLimit = m <= SmallTnFewRows ? Math.Clamp(32768 / n / 8 * 8, 32, KC) : KC;
+        int kcMax = Math.Min(k, kcLimit);
         PackBuffers buffers = PackBuffers.ForCurrentThread(Mr512 * kcMax, Nr512 * kcMax);
         float* aEdge = buffers.A, bEdge = buffers.B;
         float* tile = stackalloc float[MaxTile];
-        int kBlocks = (k + KC - 1) / KC;
+        int kBlocks = (k + kcLimit - 1) / kcLimit;
         for (int kb = 0; kb < kBlocks; kb++)
         {
             int pc = (int)((long)k * kb / kBlocks);

@@ -45,6 +45,10 @@ internal static unsafe partial class Sgemm
     //    while the jr loop sweeps all of the B panel past it.
     //  * NC: columns of the packed B panel, KC×NC floats = 4 MiB per thread, sized for the L3.
     private const int KC = 256;
+    //  * KcSlack: a depth at most KC + KcSlack stays one block, and deeper ones split into blocks of up to that. A LoRA
+    //    layer's concatenated product (k = 256 + r, 1024 + r) then makes as many passes over C as the plain one.
+    private const int KcSlack = 16;
+    private const int KcMax = KC + KcSlack;
     private const int MC = 192;
     private const int NC = 4096;
 
@@ -120,6 +124,17 @@ internal static unsafe partial class Sgemm
         CheckLength(c.Length, m, n, ldc, 0, 1, nameof(c));
         if (!IsSupported(isa)) throw new PlatformNotSupportedException($"GEMM kernel {isa} is not supported on this CPU.");
         if (m == 0 || n == 0) return;
+        if (alpha != 0f && TakesNarrow512(isa, transA, transB, n, k))
+        {
+            fixed (float* pa = a)
+            fixed (float* pb = b)
+            fixed (float* pc = c)
+            {
+                var p = new Problem(isa, transA, transB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+                RunNarrow512(&p);
+            }
+            return;
+        }
         if (n <= NarrowCols && m >= TransposedMinRows && k >= 16 && alpha != 0f)
         {
             MultiplyTransposed(isa, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -198,7 +213,8 @@ internal static unsafe partial class Sgemm
     internal const int TransposedMinRows = 64;
 
     /// <summary>
-    /// A product with few columns and many rows (an adapter's rank-r side: x·Aᵀ, gy·B, gyᵀ·h) as its transpose,
+    /// A product with few columns and many rows (an adapter's rank-r side: gyᵀ·h, and x·Aᵀ and gy·B where
+    /// <see cref="RunNarrow512"/> does not take them) as its transpose,
     /// Cᵀ = op(B)ᵀ·op(A)ᵀ: the few columns become the micro-kernel's MR = 8 rows, so every FMA lane does useful work
     /// (with n = 8 the direct product fills a quarter of the NR = 32 columns, or reduces 8 dot products per row), and
     /// the packed path reads the big operand once. Cᵀ lands in a pooled buffer and is transposed into C.
@@ -540,14 +556,13 @@ internal static unsafe partial class Sgemm
 
         GetKernelShape(p.Isa, out int mr, out int nr);
         int rows = i1 - i0, cols = j1 - j0;
-        int kcMax = Math.Min(k, KC);
+        int kBlocks = DepthBlocks(k);
+        int kcMax = (k + kBlocks - 1) / kBlocks;
         PackBuffers buffers = PackBuffers.ForCurrentThread(
             Math.Min(RoundUp(rows, mr), MC) * kcMax, Math.Min(RoundUp(cols, nr), NC) * kcMax);
         float* ap = buffers.A, bp = buffers.B;
         float* tile = stackalloc float[MaxTile];
 
-        // Even-sized blocks (e.g. k = 300 → 150 + 150 rather than 256 + 44) keep every block efficient.
-        int kBlocks = (k + KC - 1) / KC;
         int nBlocks = (cols + NC - 1) / NC;
         int mBlocks = (rows + MC - 1) / MC;
 
@@ -591,6 +606,13 @@ internal static unsafe partial class Sgemm
     }
 
     private static int RoundUp(int x, int unit) => (x + unit - 1) / unit * unit;
+
+    /// <summary>
+    /// How many near-equal blocks a depth of <paramref name="k"/> splits into: the fewest of at most KC, unless up to
+    /// <see cref="KcSlack"/> more per product saves a block (k = 264 is one block, 1032 four of 258). Even-sized blocks
+    /// (k = 600 → 3 × 200 rather than 256 + 256 + 88) keep every block efficient.
+    /// </summary>
+    private static int DepthBlocks(int k) => Math.Max(1, (k - KcSlack + KC - 1) / KC);
 
     /// <summary>Start of block <paramref name="b"/> when splitting <paramref name="total"/> into
     /// <paramref name="blocks"/> near-equal pieces aligned to <paramref name="unit"/>.</summary>
@@ -795,8 +817,8 @@ internal static unsafe partial class Sgemm
 
     /// <summary>
     /// Per-thread packing buffers, 64-byte aligned, on the pinned object heap (so they are reclaimed with
-    /// the thread). They grow geometrically to the largest request seen (at most MC×KC and NC×KC floats,
-    /// ~4.4 MiB in all) and are reused, so steady-state calls allocate nothing.
+    /// the thread). They grow geometrically to the largest request seen (at most MC×(KC + KcSlack) and
+    /// NC×(KC + KcSlack) floats, ~4.6 MiB in all) and are reused, so steady-state calls allocate nothing.
     /// </summary>
     private readonly struct PackBuffers
     {
@@ -810,7 +832,7 @@ internal static unsafe partial class Sgemm
 
         public static PackBuffers ForCurrentThread(int aFloats, int bFloats)
         {
-            return new PackBuffers(Align(ref t_a, aFloats, MC * KC), Align(ref t_b, bFloats, NC * KC));
+            return new PackBuffers(Align(ref t_a, aFloats, MC * KcMax), Align(ref t_b, bFloats, NC * KcMax));
         }
 
         private static float* Align(ref float[]? array, int need, int max)
