@@ -247,6 +247,7 @@ public class SgemmTests
     [InlineData(100, 5, 17)]
     [InlineData(65, 13, 400)]
     [InlineData(63, 8, 40)]   // one row short: the direct path
+    [InlineData(301, 9, 1029)] // two column groups (the second of one), an odd last row, a K tail of 5
     public void FewColumnsManyRows_RunTransposed_MatchReference(int m, int n, int k)
     {
         var rng = new Random(m * 13 + n * 7 + k);
@@ -276,6 +277,9 @@ public class SgemmTests
     [InlineData(8, 32, 512)]     // one full tile, serial
     [InlineData(143, 7, 700)]
     [InlineData(161, 20, 600)]   // one past the side: the packed path
+    [InlineData(8, 1000, 2048)]  // few rows of C at any width (an adapter's ghᵀ·x): short K blocks, a ragged last tile
+    [InlineData(13, 333, 1100)]
+    [InlineData(17, 300, 600)]   // one row past: the packed path
     public void SmallSidesDeepK_MatchReference(int m, int n, int k)
     {
         var rng = new Random(m * 3 + n * 5 + k);
