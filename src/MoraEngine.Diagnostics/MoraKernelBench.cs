@@ -63,7 +63,7 @@ internal static class MoraKernelBench
     {
         private readonly IBackend _be;
         private readonly int _tokens, _r, _rows, _lr, _in, _out;
-        private readonly Tensor _x, _xc, _yhat, _y, _gy, _gyhat, _gxc, _gx, _m, _gm, _a, _b, _h, _gh, _ga, _gb, _w, _bT, _wMerged, _eT;
+        private readonly Tensor _x, _xc, _yhat, _y, _gy, _gyhat, _gxc, _gx, _m, _gm, _a, _b, _h, _gh, _ga, _gb, _w, _bT, _wMerged;
 
         public Layer(int inFeatures, int outFeatures, int rank, MoraType type, int tokens, ulong seed = 1, Device? device = null)
         {
@@ -97,7 +97,6 @@ internal static class MoraKernelBench
             _w = Tensor.RandN(rng, 0.05f, outFeatures, inFeatures).To(device);
             _bT = Tensor.Zeros(rank, outFeatures).To(device);
             _wMerged = Tensor.Zeros(outFeatures, inFeatures).To(device);
-            _eT = Tensor.Zeros(inFeatures * Fast.ActiveChunks, rHat).To(device);
             _be = _x.Device.Backend;
         }
 
@@ -185,8 +184,7 @@ internal static class MoraKernelBench
         public void MergedLayer(MoraOperator op)
         {
             int c = op.ActiveChunks, r = _r;
-            _be.Gemm(1, _in * c, r, r, 1f, op.CompressBasis(_x.Device), false, 0, _m, true, 0, 0f, _eT, 0);
-            _be.MoraMergeWeight(op, _w, _eT, _wMerged, c);
+            _be.MoraMergeWeight(op, _w, _m, _wMerged);
             _be.Gemm(1, _tokens, _out, _in, 1f, _x, false, 0, _wMerged, true, 0, 0f, _y, 0);
             _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
             _be.MoraCompress(op, _x, _xc, _tokens, c);

@@ -300,6 +300,52 @@ public sealed class MoraOperator
         }
     }
 
+    private readonly Lock _tapsGate = new();
+    private (int[] Q, float[] V)? _taps;
+
+    /// <summary>
+    /// The f_comp basis (<see cref="CompressBasis"/>) as at most two taps per input and active chunk: chunk c of
+    /// f_comp(e_j) is V[t]·e_{Q[t]} + V[t + in]·e_{Q[t + in]} for t = 2c·in + j (two planes of in taps per chunk), with
+    /// the taps in ascending q and an unused tap (Q 0, V 0) in the second plane. One tap for sharing, interleave and truncation, two for Rope (a position and its
+    /// rotation partner), at most two for sharing (an input and its wrap-padding copy): r̂ ≤ in keeps every input
+    /// within two positions of a chunk. ΔW is a gather from M: ΔW[i, j] = Σ taps V·M[a, Q] with (c, a) the slot
+    /// f_decomp copies into output i. Built in float64 on first use and kept.
+    /// </summary>
+    internal (int[] Q, float[] V) CompressTaps()
+    {
+        lock (_tapsGate)
+        {
+            if (_taps is { } built) return built;
+            int r = RHat, chunks = ActiveChunks;
+            var q = new int[2 * chunks * In];
+            var v = new float[2 * chunks * In];
+            var e = new double[In];
+            var xc = new double[CompressedWidth];
+            for (var j = 0; j < In; j++)
+            {
+                e[j] = 1;
+                CompressReference(e, xc);
+                e[j] = 0;
+                for (var c = 0; c < chunks; c++)
+                {
+                    var t = 2 * c * In + j;
+                    var used = 0;
+                    for (var k = 0; k < r; k++)
+                    {
+                        var value = (float)xc[c * r + k];
+                        if (value == 0) continue;
+                        if (used == 2) throw new InvalidOperationException($"MoraOperator ({this}): input {j} reaches chunk {c} at more than two positions.");
+                        q[t + used * In] = k;
+                        v[t + used * In] = value;
+                        used++;
+                    }
+                }
+            }
+            _taps = (q, v);
+            return (q, v);
+        }
+    }
+
     /// <summary>Devices holding a cached f_comp basis (tests).</summary>
     internal int CachedBases
     {

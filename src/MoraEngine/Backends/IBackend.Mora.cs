@@ -43,12 +43,17 @@ public partial interface IBackend
     }
 
     /// <summary>
-    /// A MoRA layer's merged weight: W' = W + ΔW [out, in], given Eᵀ = B·Mᵀ [in·chunks, r̂] for the operator's f_comp
-    /// basis B (<see cref="MoraOperator.CompressBasis"/>: row j of ΔWᵀ is f_decomp of row j of Eᵀ). The default
-    /// decompresses into a transposed copy of W and transposes back; a backend may gather rows of E directly.
+    /// A MoRA layer's merged weight: W' = W + ΔW [out, in] for M [r̂, r̂]. The default forms Eᵀ = B·Mᵀ
+    /// [in·chunks, r̂] (chunks = <see cref="MoraOperator.ActiveChunks"/>) from the operator's f_comp
+    /// basis B (<see cref="MoraOperator.CompressBasis"/>; row j of ΔWᵀ is f_decomp of row j of Eᵀ), decompresses it
+    /// into a transposed copy of W and transposes back; a backend may gather ΔW from M directly
+    /// (<see cref="MoraOperator.CompressTaps"/>).
     /// </summary>
-    void MoraMergeWeight(MoraOperator op, Tensor weight, Tensor eT, Tensor merged, int chunks)
+    void MoraMergeWeight(MoraOperator op, Tensor weight, Tensor m, Tensor merged)
     {
+        var chunks = op.ActiveChunks;
+        var eT = Tensor.EmptyIn(weight.Device, [op.In * chunks, op.RHat], MemoryScope.Current);
+        Gemm(1, op.In * chunks, op.RHat, op.RHat, 1f, op.CompressBasis(weight.Device), false, 0, m, true, 0, 0f, eT, 0);
         var t = Tensor.EmptyIn(weight.Device, [op.In, op.Out], MemoryScope.Current);
         Transpose(weight, t, 1, op.Out, op.In);
         MoraDecompressAdd(op, eT, t, op.In, chunks);

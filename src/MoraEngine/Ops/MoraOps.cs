@@ -25,8 +25,8 @@ public static partial class Ops
     /// </summary>
     /// <remarks>
     /// <para>Many tokens (rows·(in + out) ≥ in·out, a training batch): the update is merged into a working copy of
-    /// the weight, W' = W + ΔW, built from M in O(in·out) (ΔWᵀ row j = f_decomp(M·f_comp(e_j)): one GEMM of the
-    /// operator's fixed f_comp basis by Mᵀ, then <see cref="Backends.IBackend.MoraMergeWeight"/>). Then y = x·W'ᵀ and gx = gy·W' are the
+    /// the weight, W' = W + ΔW, built from M in O(in·out) by <see cref="Backends.IBackend.MoraMergeWeight"/> (ΔW[:, j] =
+    /// f_decomp(M·f_comp(e_j)); on the CPU one pass over W gathering ΔW from M through the operator's f_comp taps). Then y = x·W'ᵀ and gx = gy·W' are the
     /// layer's plain GEMMs, and only M's gradient needs the adapter: gM = f_decompᵀ(gy)ᵀ·f_comp(x), one read of gy
     /// (none when f_decomp is the identity) and of x and one r̂ × r̂ product. Nothing of size [tokens, out] is
     /// written beyond y and gx themselves.</para>
@@ -64,9 +64,7 @@ public static partial class Ops
         {
             // W' = W + ΔW [out, in], kept for the backward's gx = gy·W'.
             wMerged = Tensor.Empty(x.Device, [outF, inF]);
-            var eT = Tensor.EmptyIn(x.Device, [inF * chunks, r], MemoryScope.Current);
-            be.Gemm(1, inF * chunks, r, r, 1f, op.CompressBasis(x.Device), false, 0, m, true, 0, 0f, eT, 0);
-            be.MoraMergeWeight(op, weight, eT, wMerged, chunks);
+            be.MoraMergeWeight(op, weight, m, wMerged);
             be.Gemm(1, rows, outF, inF, 1f, x, false, 0, wMerged, true, 0, 0f, y, 0);
         }
         else if (rows > 0)

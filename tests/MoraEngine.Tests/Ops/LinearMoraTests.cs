@@ -138,10 +138,8 @@ public class LinearMoraTests
             var w = Tensor.FromArray(GradCheck.Rand(rng, outF * inF), [outF, inF]);
             var m = Tensor.FromArray(GradCheck.Rand(rng, rHat * rHat), [rHat, rHat]);
             var be = Device.Cpu.Backend;
-            var eT = Tensor.Zeros(inF * op.ActiveChunks, rHat);
-            be.Gemm(1, inF * op.ActiveChunks, rHat, rHat, 1f, op.CompressBasis(Device.Cpu), false, 0, m, true, 0, 0f, eT, 0);
             var merged = Tensor.Zeros(outF, inF);
-            be.MoraMergeWeight(op, w, eT, merged, op.ActiveChunks);
+            be.MoraMergeWeight(op, w, m, merged);
             var want = op.DeltaWeight(m.ToArray());
             var wv = w.ToArray();
             var got = merged.ToArray();
@@ -167,22 +165,17 @@ public class LinearMoraTests
         Assert.Equal("LinearMora", layer.Forward(x).Creator?.Op);
     }
 
+    /// <summary>The CPU merges through the operator's f_comp taps: no dense basis is built.</summary>
     [Fact]
-    public void ARestartThatSwitchesTheTypeFreesTheOldOperatorsCachedBasis()
+    public void TheCpuMergeGathersFromTapsWithoutADenseBasis()
     {
         var rng = new Rng(8);
         var layer = new Nn.Linear(40, 40, bias: false, rng);
-        var adapter = new MoraAdapter(40, 40, 2, MoraType.Sharing, dropout: 0f, rng);
+        var adapter = new MoraAdapter(40, 40, 2, MoraType.Rope, dropout: 0f, rng);
         layer.SetAdapter(adapter);
-        var x = Tensor.FromArray(GradCheck.Rand(rng, 64 * 40), [64, 40]);
-        layer.Forward(x); // 64 rows: the merged path, which caches the basis
-        var old = adapter.Operator;
-        Assert.Equal(1, old.CachedBases);
-        adapter.Reset(MoraType.Interleave);
-        Assert.Equal(0, old.CachedBases);
-        Assert.NotSame(old, adapter.Operator);
-        layer.Forward(x);
-        Assert.Equal(1, adapter.Operator.CachedBases);
+        layer.Forward(Tensor.FromArray(GradCheck.Rand(rng, 64 * 40), [64, 40])); // 64 rows: the merged path
+        Assert.Equal(2 * adapter.Operator.ActiveChunks * 40, adapter.Operator.CompressTaps().Q.Length);
+        Assert.Equal(0, adapter.Operator.CachedBases);
     }
 
     [Fact]
@@ -203,6 +196,30 @@ public class LinearMoraTests
 [Collection("Ilgpu")]
 public class LinearMoraIlgpuTests
 {
+    /// <summary>A ReMoRA restart that switches the type frees the f_comp basis the device's merge cached.</summary>
+    [Fact]
+    public void ARestartThatSwitchesTheTypeFreesTheOldOperatorsCachedBasis()
+    {
+        var dev = Ilgpu.IlgpuFixture.Device;
+        var rng = new Rng(8);
+        var adapter = new MoraAdapter(40, 40, 2, MoraType.Sharing, dropout: 0f, rng);
+        var x = Tensor.FromArray(GradCheck.Rand(rng, 64 * 40), [64, 40]).To(dev);
+        var w = Tensor.FromArray(GradCheck.Rand(rng, 40 * 40), [40, 40]).To(dev);
+        void Forward()
+        {
+            var r = adapter.Operator.RHat;
+            MoraEngine.Ops.LinearMora(x, w, null, Tensor.Zeros(r, r).To(dev), adapter.Operator, merge: true);
+        }
+        Forward(); // the default merge caches the basis on the device
+        var old = adapter.Operator;
+        Assert.Equal(1, old.CachedBases);
+        adapter.Reset(MoraType.Interleave);
+        Assert.Equal(0, old.CachedBases);
+        Assert.NotSame(old, adapter.Operator);
+        Forward();
+        Assert.Equal(1, adapter.Operator.CachedBases);
+    }
+
     [Theory]
     [InlineData(MoraType.Sharing, true)]
     [InlineData(MoraType.Sharing, false)]

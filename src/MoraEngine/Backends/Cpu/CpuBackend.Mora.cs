@@ -1,6 +1,8 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using MoraEngine.Adapters;
 
 namespace MoraEngine.Backends.Cpu;
@@ -281,25 +283,50 @@ public sealed partial class CpuBackend
             accumulate ? 1f : 0f, gx.CpuArray.AsSpan(gx.Offset), n, gxhat.CpuArray.AsSpan(gxhat.Offset), w, w, op.CompressTransposeMap(chunks));
     }
 
-    public void MoraMergeWeight(MoraOperator op, Tensor weight, Tensor eT, Tensor merged, int chunks)
+    public void MoraMergeWeight(MoraOperator op, Tensor weight, Tensor m, Tensor merged)
     {
-        // E = (Eᵀ)ᵀ [chunks·r̂, in], then W'[i, :] = W[i, :] + E[p(i), :] with p the decompression's source of output i.
-        int n = op.In, w = chunks * op.RHat;
-        var e = Tensor.EmptyIn(weight.Device, [w, n], MemoryScope.Current);
-        Transpose(eT, e, 1, n, w);
+        int n = op.In, r = op.RHat, chunks = op.ActiveChunks;
         var source = op.DecompressSources(chunks);
-        float[] W = weight.CpuArray, E = e.CpuArray, D = merged.CpuArray;
-        int wo = weight.Offset, eo = e.Offset, d0 = merged.Offset;
+        float[] W = weight.CpuArray, D = merged.CpuArray;
+        int wo = weight.Offset, d0 = merged.Offset;
+        var (q, v) = op.CompressTaps();
+        // ΔW[i, j] = Σ taps V·M[a, Q] for output i's slot (c, a): one pass over W, M's row a in L1.
+        float[] M = m.CpuArray;
+        int mo = m.Offset;
         CpuParallel.For(op.Out, RowsPerPiece(2 * n), (i0, i1) =>
         {
             for (var i = i0; i < i1; i++)
             {
                 var dst = D.AsSpan(d0 + i * n, n);
                 ReadOnlySpan<float> src = W.AsSpan(wo + i * n, n);
-                if (source[i] < 0) src.CopyTo(dst);
-                else Simd.Add(src, E.AsSpan(eo + source[i] * n, n), dst);
+                var s = source[i];
+                if (s < 0) { src.CopyTo(dst); continue; }
+                int c = s / r, t = 2 * c * n;
+                MergeRow(src, M.AsSpan(mo + s % r * r, r), q.AsSpan(t, 2 * n), v.AsSpan(t, 2 * n), dst);
             }
         });
+    }
+
+    /// <summary>dst[j] = w[j] + (v[j]·mRow[q[j]] + v[n + j]·mRow[q[n + j]]), the second tap fused (n = w's length).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void MergeRow(ReadOnlySpan<float> w, ReadOnlySpan<float> mRow, ReadOnlySpan<int> q, ReadOnlySpan<float> v, Span<float> dst)
+    {
+        int n = w.Length;
+        fixed (float* pw = w, pm = mRow, pv = v, pd = dst)
+        fixed (int* pq = q)
+        {
+            int j = 0;
+            if (Avx2.IsSupported && Fma.IsSupported)
+                for (; j + 8 <= n; j += 8)
+                {
+                    var g1 = Avx2.GatherVector256(pm, Vector256.Load(pq + j), 4);
+                    var g2 = Avx2.GatherVector256(pm, Vector256.Load(pq + n + j), 4);
+                    var t = Fma.MultiplyAdd(Vector256.Load(pv + n + j), g2,
+                        Vector256.Load(pv + j) * g1);
+                    Vector256.Store(Vector256.Load(pw + j) + t, pd + j);
+                }
+            for (; j < n; j++) pd[j] = pw[j] + MathF.FusedMultiplyAdd(pv[n + j], pm[pq[n + j]], pv[j] * pm[pq[j]]);
+        }
     }
 
     /// <summary>Rope: every chunk of gx̂ [rows, chunks·r̂] rotated by −a in place (the transpose of f_comp's rotation).</summary>
