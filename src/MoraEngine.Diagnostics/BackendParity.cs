@@ -593,6 +593,12 @@ internal static class BackendParity
                 var merged = c.Rand(outF, inF);
                 c.Both((be, t) => be.MoraMergeWeight(op, t(weight), t(mm), t(merged)));
                 c.Check("merge weight", merged, 1e-5);
+                foreach (var acc in new[] { false, true })
+                {
+                    var gm = c.Rand(rHat, rHat);
+                    c.Both((be, t) => be.MoraWeightGradient(op, t(yhat), t(x), t(gm), rows, chunks, acc));
+                    c.Check($"weight gradient acc {acc}", gm, 1e-4);
+                }
             }
             c.Both((be, t) => be.MoraLinear(op, t(x), t(weight), t(yhat), t(y), rows, chunks));
             c.Check($"linear chunks {chunks}", y, 1e-5);

@@ -346,6 +346,37 @@ public sealed class MoraOperator
         }
     }
 
+    private float[]? _ropeStack;
+
+    /// <summary>
+    /// Rope: the active chunks' rotations stacked, [<see cref="ActiveWidth"/>, r̂] row-major, row c·r̂ + l = chunk c's
+    /// rotation of a unit value at position l. Chunk c of f_comp(x) is Σ_l x[(c·r̂ + l) mod in]·row (c·r̂ + l), so
+    /// Σ_tokens gŷ_cᵀ·f_comp(x)_c = (Σ_tokens gŷ_cᵀ·x's slice for chunk c)·this chunk's rows: M's gradient can read x in
+    /// place (<see cref="Backends.IBackend.MoraWeightGradient"/>). Built from <see cref="CompressTaps"/> on first use and kept.
+    /// </summary>
+    internal float[] RopeStack()
+    {
+        if (Type != MoraType.Rope) throw new InvalidOperationException($"MoraOperator ({this}): only Rope has chunk rotations.");
+        lock (_tapsGate)
+        {
+            if (_ropeStack != null) return _ropeStack;
+        }
+        var (q, v) = CompressTaps();
+        int r = RHat, w = ActiveWidth;
+        var stack = new float[(long)w * r];
+        for (var c = 0; c < ActiveChunks; c++)
+            for (var l = 0; l < r; l++)
+            {
+                var j = (c * r + l) % In;
+                for (var t = 0; t < 2; t++)
+                {
+                    var idx = (2 * c + t) * In + j;
+                    if (v[idx] != 0) stack[(long)(c * r + l) * r + q[idx]] = v[idx];
+                }
+            }
+        lock (_tapsGate) return _ropeStack ??= stack;
+    }
+
     /// <summary>Devices holding a cached f_comp basis (tests).</summary>
     internal int CachedBases
     {

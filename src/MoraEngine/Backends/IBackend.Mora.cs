@@ -61,6 +61,18 @@ public partial interface IBackend
     }
 
     /// <summary>
+    /// M's gradient from the layer's input: gM (+)= gŷᵀ·f_comp(x) for gŷ = f_decompᵀ(gy) [rows, chunks·r̂], x [rows,
+    /// in] and gM [r̂, r̂], summed over the tokens (and chunks). The default compresses x into scratch and runs one
+    /// GEMM with the tokens as its depth; a backend may read x in place.
+    /// </summary>
+    void MoraWeightGradient(MoraOperator op, Tensor gyhat, Tensor x, Tensor gm, int rows, int chunks, bool accumulate)
+    {
+        var xc = Tensor.EmptyIn(x.Device, [rows * chunks, op.RHat], MemoryScope.Current);
+        MoraCompress(op, x, xc, rows, chunks);
+        Gemm(1, op.RHat, op.RHat, rows * chunks, 1f, gyhat, true, 0, xc, false, 0, accumulate ? 1f : 0f, gm, 0);
+    }
+
+    /// <summary>
     /// A MoRA layer's input gradient: gx (+)= gy·W + f_compᵀ(gx̂) for gy [rows, out], W [out, in], gx̂ [rows,
     /// chunks·r̂] and gx [rows, in]. gx̂ is scratch: a backend may overwrite it. The default runs the GEMM and then
     /// <see cref="MoraCompressBackward"/>; a backend that fuses adds f_compᵀ(gx̂) to each block of gx as its

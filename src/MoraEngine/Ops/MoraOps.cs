@@ -103,14 +103,13 @@ public static partial class Ops
                 }
                 if (m.RequiresGrad)
                 {
-                    // gM = Σ over tokens (and chunks) of gŷ ⊗ x̂: one GEMM with the tokens as the inner dimension.
-                    if (xc == null)
-                    {
-                        xc = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);
-                        be.MoraCompress(op, x, xc, rows, chunks);
-                    }
+                    // gM = Σ over tokens (and chunks) of gŷ ⊗ x̂: one GEMM with the tokens as the inner dimension, on
+                    // the forward's x̂, or on x itself (the merged path keeps no x̂).
                     var (gm, acc) = Graph.GradSlot(m);
-                    be.Gemm(1, r, r, rows * chunks, 1f, gyhat!, true, 0, xc, false, 0, acc ? 1f : 0f, gm, 0);
+                    if (xc != null)
+                        be.Gemm(1, r, r, rows * chunks, 1f, gyhat!, true, 0, xc, false, 0, acc ? 1f : 0f, gm, 0);
+                    else
+                        be.MoraWeightGradient(op, gyhat!, x, gm, rows, chunks, acc);
                 }
                 if (x.RequiresGrad)
                 {

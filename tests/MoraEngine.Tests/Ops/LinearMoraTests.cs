@@ -20,7 +20,8 @@ public class LinearMoraTests
     {
         // in 37 → out 29 leaves a wrap-padded tail; 24 → 50 tiles the output past the input.
         // 24 → 24 with r̂ = 8: Rope's three chunks tile the output exactly once (f_decomp is the identity).
-        foreach (var (inF, outF, rHat) in new[] { (37, 29, type == MoraType.Rope ? 6 : 5), (24, 50, type == MoraType.Rope ? 8 : 7), (24, 24, 8) })
+        // 20 → 50 with r̂ = 8: Rope's third chunk wraps past x's end to its first columns.
+        foreach (var (inF, outF, rHat) in new[] { (37, 29, type == MoraType.Rope ? 6 : 5), (24, 50, type == MoraType.Rope ? 8 : 7), (24, 24, 8), (20, 50, 8) })
         foreach (var merge in new[] { true, false })
         {
             var op = new MoraOperator(inF, outF, rHat, type);
@@ -72,6 +73,8 @@ public class LinearMoraTests
         yield return [MoraType.Sharing, 2048, 256, 1024, 8];  // small-cpu's MLP layers, with their generated kernels
         yield return [MoraType.Rope, 2048, 1024, 256, 8];
         yield return [MoraType.Rope, 2048, 256, 256, 8];
+        yield return [MoraType.Rope, 2048, 256, 1024, 8];     // r̂ 100: the third chunk wraps
+        yield return [MoraType.Rope, 600, 250, 700, 8];       // r̂ 86, a wrapping chunk, tokens over the deep-product threshold
     }
 
     [Theory]

@@ -283,6 +283,26 @@ public sealed partial class CpuBackend
             accumulate ? 1f : 0f, gx.CpuArray.AsSpan(gx.Offset), n, gxhat.CpuArray.AsSpan(gxhat.Offset), w, w, op.CompressTransposeMap(chunks));
     }
 
+    public void MoraWeightGradient(MoraOperator op, Tensor gyhat, Tensor x, Tensor gm, int rows, int chunks, bool accumulate)
+    {
+        int r = op.RHat, n = op.In, w = chunks * r;
+        // A chunk that wraps past x's end would need two narrower products (measured slower than the copy).
+        if (op.Type != MoraType.Rope || chunks != op.ActiveChunks || chunks > op.FullChunks)
+        {
+            var xc = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);
+            MoraCompress(op, x, xc, rows, chunks);
+            Gemm(1, r, r, rows * chunks, 1f, gyhat, true, 0, xc, false, 0, accumulate ? 1f : 0f, gm, 0);
+            return;
+        }
+        // Rope: G_c = gŷ_cᵀ·x_c [r̂, r̂] reads chunk c's slice of x in place, then gM (+)= Σ_c G_c·(rotation rows of
+        // chunk c), one product with the chunks as its depth. No rotated copy of x, [rows, chunks·r̂], is written.
+        var g = Tensor.EmptyIn(x.Device, [r, w], MemoryScope.Current);
+        float[] GY = gyhat.CpuArray, X = x.CpuArray, G = g.CpuArray;
+        for (var c = 0; c < chunks; c++)
+            Sgemm.Multiply(true, false, r, r, rows, 1f, GY.AsSpan(gyhat.Offset + c * r), w, X.AsSpan(x.Offset + c * r), n, 0f, G.AsSpan(g.Offset + c * r), w);
+        Sgemm.Multiply(false, false, r, r, w, 1f, G.AsSpan(g.Offset, r * w), w, op.RopeStack(), r, accumulate ? 1f : 0f, gm.CpuArray.AsSpan(gm.Offset, r * r), r);
+    }
+
     public void MoraMergeWeight(MoraOperator op, Tensor weight, Tensor m, Tensor merged)
     {
         int n = op.In, r = op.RHat, chunks = op.ActiveChunks;
