@@ -54,7 +54,7 @@ internal static class BenchOpsCommand
             var m6 = P(0.05f, op6.RHat, op6.RHat);
             // Adapted layers as a model runs them: a frozen weight, the update fused into the layer (LoRA joined along
             // K, MoRA merged into a working weight), against the frozen layer alone: the adapter's cost per layer.
-            var layerCases = new List<(string, Func<Tensor>)>();
+            var layerCases = new List<(string Name, Func<Tensor> Run)>();
             foreach (var (inF, outF, input) in new[] { (d, d, x), (d, ff, x), (ff, d, h) })
             {
                 var w = Tensor.RandN(rng, 0.05f, outF, inF).To(dev);
@@ -80,17 +80,18 @@ internal static class BenchOpsCommand
                 ($"mora type 1 delta r̂={op1.RHat}", () => Ops.MoraDelta(x, m1, op1, x)),
                 ($"mora type 6 delta r̂={op6.RHat}", () => Ops.MoraDelta(x, m6, op6, x)),
             }.Concat(layerCases).ToArray();
-            foreach (var (name, run) in cases)
-            {
-                var times = new double[reps];
-                // Enough untimed calls for the JIT to reach its optimised code before timing.
-                for (var i = -20; i < reps; i++)
+            // Round-robin: every round times each case once, so a change in the machine's load reaches all of them
+            // alike and the layer rows compare within one run (adapter minus floor), not across minutes.
+            var times = cases.Select(_ => new double[reps]).ToArray();
+            // Enough untimed rounds for the JIT to reach its optimised code before timing.
+            for (var i = -20; i < reps; i++)
+                for (var c = 0; c < cases.Length; c++)
                 {
                     Devices.Synchronize(dev);
                     var sw = Stopwatch.StartNew();
                     using (MemoryScope.Begin())
                     {
-                        var y = run();
+                        var y = cases[c].Run();
                         if (y.Length == 1) y.Backward();
                         else
                         {
@@ -100,15 +101,19 @@ internal static class BenchOpsCommand
                         }
                         Devices.Synchronize(dev);
                     }
-                    if (i >= 0) times[i] = sw.Elapsed.TotalMilliseconds;
+                    if (i >= 0) times[c][i] = sw.Elapsed.TotalMilliseconds;
                 }
-                Array.Sort(times);
-                var median = times[reps / 2];
+            for (var c = 0; c < cases.Length; c++)
+            {
+                var name = cases[c].Name;
+                var t = times[c];
+                Array.Sort(t);
+                var median = t[reps / 2];
                 // The minimum as well: on a shared machine it is the steadier figure to compare.
                 if (r.GetValue(json))
-                    Console.WriteLine(JsonSerializer.Serialize(new { benchmark = "ops", device = dev.Name, config = configName, batch = b, op = name, ms = Math.Round(median, 3), min_ms = Math.Round(times[0], 3) }));
+                    Console.WriteLine(JsonSerializer.Serialize(new { benchmark = "ops", device = dev.Name, config = configName, batch = b, op = name, ms = Math.Round(median, 3), min_ms = Math.Round(t[0], 3) }));
                 else
-                    AnsiConsole.MarkupLine($"{Markup.Escape(name),-34} [bold]{median.ToString("F3", CultureInfo.InvariantCulture)}[/] ms (min {times[0].ToString("F3", CultureInfo.InvariantCulture)})");
+                    AnsiConsole.MarkupLine($"{Markup.Escape(name),-34} [bold]{median.ToString("F3", CultureInfo.InvariantCulture)}[/] ms (min {t[0].ToString("F3", CultureInfo.InvariantCulture)})");
             }
             return 0;
         }));
