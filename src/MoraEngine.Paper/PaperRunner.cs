@@ -79,7 +79,7 @@ public sealed record PaperProgress(string Label, int Run, int Runs, int Step, in
 internal sealed class PaperRunner(PaperSettings s)
 {
     /// <summary>Bump when what a run computes changes, so cached runs are not reused.</summary>
-    public const string Version = "paper-v2";
+    public const string Version = "paper-v3";
 
     internal static readonly JsonSerializerOptions Json = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
 
