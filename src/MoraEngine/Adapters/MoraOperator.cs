@@ -167,15 +167,10 @@ public sealed class MoraOperator
         var md = new double[r * r];
         for (var i = 0; i < md.Length; i++) md[i] = m[i];
         var w = new float[(long)Out * In];
-        var e = new double[In];
-        var xc = new double[CompressedWidth];
         var yh = new double[CompressedWidth];
         var y = new double[Out];
-        for (var j = 0; j < In; j++)
+        ForEachUnitCompression((j, xc) =>
         {
-            e[j] = 1;
-            CompressReference(e, xc);
-            e[j] = 0;
             // f_comp(e_j) is sparse (one entry, or a rotated pair per chunk): M·xc from the non-zero columns only.
             Array.Clear(yh);
             for (var c = 0; c < ActiveChunks; c++)
@@ -187,8 +182,22 @@ public sealed class MoraOperator
                 }
             DecompressReference(yh, y);
             for (var i = 0; i < Out; i++) w[(long)i * In + j] = (float)y[i];
-        }
+        });
         return w;
+    }
+
+    /// <summary>Calls <paramref name="body"/>(j, f_comp(e_j)) in float64 for every unit vector e_j, j &lt; in (the vector is reused).</summary>
+    private void ForEachUnitCompression(Action<int, double[]> body)
+    {
+        var e = new double[In];
+        var xc = new double[CompressedWidth];
+        for (var j = 0; j < In; j++)
+        {
+            e[j] = 1;
+            CompressReference(e, xc);
+            e[j] = 0;
+            body(j, xc);
+        }
     }
 
     /// <summary>Scalar float64 f_comp of one input vector (x: in values; xc: <see cref="CompressedWidth"/> values).</summary>
@@ -271,15 +280,10 @@ public sealed class MoraOperator
             if (_basis.TryGetValue(device, out var t)) return t;
             var w = ActiveWidth;
             var values = new float[(long)In * w];
-            var e = new double[In];
-            var xc = new double[CompressedWidth];
-            for (var j = 0; j < In; j++)
+            ForEachUnitCompression((j, xc) =>
             {
-                e[j] = 1;
-                CompressReference(e, xc);
-                e[j] = 0;
                 for (var q = 0; q < w; q++) values[(long)j * w + q] = (float)xc[q];
-            }
+            });
             t = Tensor.EmptyIn(device, [In * ActiveChunks, RHat], null);
             t.CopyFrom(values);
             _basis[device] = t;
@@ -306,9 +310,9 @@ public sealed class MoraOperator
     /// <summary>
     /// The f_comp basis (<see cref="CompressBasis"/>) as at most two taps per input and active chunk: chunk c of
     /// f_comp(e_j) is V[t]·e_{Q[t]} + V[t + in]·e_{Q[t + in]} for t = 2c·in + j (two planes of in taps per chunk), with
-    /// the taps in ascending q and an unused tap (Q 0, V 0) in the second plane. One tap for sharing, interleave and truncation, two for Rope (a position and its
-    /// rotation partner), at most two for sharing (an input and its wrap-padding copy): r̂ ≤ in keeps every input
-    /// within two positions of a chunk. ΔW is a gather from M: ΔW[i, j] = Σ taps V·M[a, Q] with (c, a) the slot
+    /// the taps in ascending q and an unused tap (Q 0, V 0) in the second plane. Interleave and truncation have one
+    /// tap, sharing up to two (an input and its wrap-padding copy), Rope up to two (a position and its rotation
+    /// partner): r̂ ≤ in keeps every input within two positions of a chunk. ΔW is a gather from M: ΔW[i, j] = Σ taps V·M[a, Q] with (c, a) the slot
     /// f_decomp copies into output i. Built in float64 on first use and kept.
     /// </summary>
     internal (int[] Q, float[] V) CompressTaps()
@@ -319,13 +323,8 @@ public sealed class MoraOperator
             int r = RHat, chunks = ActiveChunks;
             var q = new int[2 * chunks * In];
             var v = new float[2 * chunks * In];
-            var e = new double[In];
-            var xc = new double[CompressedWidth];
-            for (var j = 0; j < In; j++)
+            ForEachUnitCompression((j, xc) =>
             {
-                e[j] = 1;
-                CompressReference(e, xc);
-                e[j] = 0;
                 for (var c = 0; c < chunks; c++)
                 {
                     var t = 2 * c * In + j;
@@ -340,7 +339,7 @@ public sealed class MoraOperator
                         used++;
                     }
                 }
-            }
+            });
             _taps = (q, v);
             return (q, v);
         }
