@@ -271,7 +271,9 @@ public class SgemmTests
     /// </summary>
     [Theory]
     [InlineData(64, 64, 8192)]
-    [InlineData(101, 101, 2049)]
+    [InlineData(101, 101, 2049)]  // 3 tiles and 5 columns: the tail kernel, two row groups (64 + 37)
+    [InlineData(150, 97, 1500)]   // a one-column tail, three row groups
+    [InlineData(40, 38, 900)]     // the widest tail (6 columns)
     [InlineData(5, 70, 3001)]
     [InlineData(160, 160, 1024)]
     [InlineData(8, 32, 512)]     // one full tile, serial

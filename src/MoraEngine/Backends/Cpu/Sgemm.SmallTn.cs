@@ -24,14 +24,21 @@ internal static unsafe partial class Sgemm
     /// MoRA's gM = gŷᵀ·x̂ (r̂ × r̂ over every token) and the like. Row q of A and of B already hold what a micro-panel
     /// holds (op(A)'s column q, op(B)'s row q), so the micro-kernel reads them in place, KC rows at a time while they
     /// sit in L2, instead of packing them: at these shapes packing costs as much as the arithmetic. Only the ragged
-    /// last 8 rows or 32 columns of C are copied, zero-padded, per K block. Tiles are split over the cores; every
+    /// last 8 rows or 32 columns of C are copied, zero-padded, per K block; up to 6 ragged columns go to
+    /// <see cref="TailKernel"/> instead of a column of mostly empty tiles. Tiles are split over the cores; every
     /// element is summed by one thread in ascending k, so the result does not depend on the core count.
     /// </summary>
     private static void RunSmallTn(Problem* p)
     {
-        int tilesN = (p->N + Nr512 - 1) / Nr512, tilesM = (p->M + Mr512 - 1) / Mr512;
+        // A few ragged last columns (r̂ = 100 is three tiles and 4 columns) would each cost a whole column of 8×32
+        // tiles, a quarter of the work for 4% of C: they go to the tail kernel instead, which takes them as its
+        // broadcasts and 64 rows of C as its vectors.
+        int tail = p->N % Nr512;
+        bool useTail = tail is > 0 and <= TailCols && p->N > Nr512;
+        int tilesN = useTail ? p->N / Nr512 : (p->N + Nr512 - 1) / Nr512, tilesM = (p->M + Mr512 - 1) / Mr512;
+        int tailGroups = useTail ? (p->M + TailRows - 1) / TailRows : 0;
         var parts = (long)p->M * p->N * p->K < ParallelThreshold ? 1 : Math.Min(CpuThreadPool.Parallelism, tilesM * tilesN);
-        var ctx = new SmallTnContext { P = p, Parts = parts, TilesM = tilesM, TilesN = tilesN };
+        var ctx = new SmallTnContext { P = p, Parts = parts, TilesM = tilesM, TilesN = tilesN, TailGroups = tailGroups };
         if (parts == 1) SmallTnChunk(&ctx, 0);
         else CpuThreadPool.For(parts, &SmallTnChunk, &ctx);
     }
@@ -39,7 +46,7 @@ internal static unsafe partial class Sgemm
     private struct SmallTnContext
     {
         public Problem* P;
-        public int Parts, TilesM, TilesN;
+        public int Parts, TilesM, TilesN, TailGroups;
     }
 
     private static void SmallTnChunk(void* context, int part)
@@ -49,17 +56,20 @@ internal static unsafe partial class Sgemm
         // This part's tiles: a contiguous range of the row-major tile grid.
         int tiles = ctx->TilesM * ctx->TilesN;
         int t0 = (int)((long)tiles * part / ctx->Parts), t1 = (int)((long)tiles * (part + 1) / ctx->Parts);
-        if (t0 >= t1) return;
+        bool hasTail = part < ctx->TailGroups;
+        if (t0 >= t1 && !hasTail) return;
         int m = p.M, n = p.N, k = p.K;
-        int mTail = m % Mr512, nTail = n % Nr512;
+        int mTail = m % Mr512, nTail = ctx->TailGroups > 0 ? 0 : n % Nr512, nFull = ctx->TilesN * Nr512;
         // Zero-padded copies of the ragged last columns of A (rows of C) and of B, one K block at a time.
         // With few rows of C a K block is a strip of B's rows that every tile reads at a different place: shorter
         // blocks (about 128 KiB of B) keep the strip in L2 while all of this thread's tiles take their columns.
         int kcLimit = m <= SmallTnFewRows ? Math.Clamp(32768 / n / 8 * 8, 32, KC) : KC;
         int kcMax = Math.Min(k, kcLimit);
-        PackBuffers buffers = PackBuffers.ForCurrentThread(Mr512 * kcMax, Nr512 * kcMax);
+        PackBuffers buffers = PackBuffers.ForCurrentThread((Mr512 + TailRows + TailCols) * kcMax, Nr512 * kcMax);
         float* aEdge = buffers.A, bEdge = buffers.B;
-        float* tile = stackalloc float[MaxTile];
+        // The tail kernel's operands: 64 rows of A (rows of C) and B's last columns, zero-padded, per K block.
+        float* aTail = aEdge + Mr512 * kcMax, bTail = aTail + TailRows * kcMax;
+        float* tile = stackalloc float[Math.Max(MaxTile, TailRows * TailCols)];
         int kBlocks = (k + kcLimit - 1) / kcLimit;
         for (int kb = 0; kb < kBlocks; kb++)
         {
@@ -79,7 +89,71 @@ internal static unsafe partial class Sgemm
                 nint sb = nr == Nr512 ? p.Ldb : Nr512;
                 KernelStrided512(kc, a, sa, b, sb, p.C + (nint)i0 * p.Ldc + j0, p.Ldc, p.Alpha, beta, mr, nr, tile);
             }
+            if (!hasTail) continue;
+            // Tail groups go round the parts: group g to part g mod parts, after its tiles, while the block is in L2.
+            CopyPadded(bBlock + nFull, p.Ldb, kc, n - nFull, TailCols, bTail);
+            for (int g = part; g < ctx->TailGroups; g += ctx->Parts)
+            {
+                int r0 = g * TailRows, rows = Math.Min(TailRows, m - r0);
+                CopyPadded(aBlock + r0, p.Lda, kc, rows, TailRows, aTail);
+                TailKernel(kc, aTail, bTail, p.C + (nint)r0 * p.Ldc + nFull, p.Ldc, p.Alpha, beta, rows, n - nFull, tile);
+            }
         }
+    }
+
+    /// <summary>Columns of C up to which a ragged last tile column goes to <see cref="TailKernel"/>.</summary>
+    private const int TailCols = 6;
+
+    /// <summary>Rows of C per call of <see cref="TailKernel"/>: four 16-wide vectors.</summary>
+    private const int TailRows = 64;
+
+    /// <summary>
+    /// C[0..rows, 0..cols] = alpha·Σ_p a[p]ᵀ·b[p] + beta·C for 64 rows of C (a: 64 values per step, zero past rows) and
+    /// up to 6 columns (b: 6 values per step, zero past cols): 4 vectors of A times 6 broadcasts of B, 24 accumulators,
+    /// each summed in ascending p like the tiles, merged into C as <see cref="MergeTile"/> does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TailKernel(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, int rows, int cols, float* tile)
+    {
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c24 = default, c25 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default, c34 = default, c35 = default;
+        for (int p = 0; p < kc; p++, a += TailRows, b += TailCols)
+        {
+            var a0 = Vector512.Load(a);
+            var a1 = Vector512.Load(a + 16);
+            var a2 = Vector512.Load(a + 32);
+            var a3 = Vector512.Load(a + 48);
+            var bv = Vector512.Create(b[0]);
+            c00 = Avx512F.FusedMultiplyAdd(a0, bv, c00); c10 = Avx512F.FusedMultiplyAdd(a1, bv, c10);
+            c20 = Avx512F.FusedMultiplyAdd(a2, bv, c20); c30 = Avx512F.FusedMultiplyAdd(a3, bv, c30);
+            bv = Vector512.Create(b[1]);
+            c01 = Avx512F.FusedMultiplyAdd(a0, bv, c01); c11 = Avx512F.FusedMultiplyAdd(a1, bv, c11);
+            c21 = Avx512F.FusedMultiplyAdd(a2, bv, c21); c31 = Avx512F.FusedMultiplyAdd(a3, bv, c31);
+            bv = Vector512.Create(b[2]);
+            c02 = Avx512F.FusedMultiplyAdd(a0, bv, c02); c12 = Avx512F.FusedMultiplyAdd(a1, bv, c12);
+            c22 = Avx512F.FusedMultiplyAdd(a2, bv, c22); c32 = Avx512F.FusedMultiplyAdd(a3, bv, c32);
+            bv = Vector512.Create(b[3]);
+            c03 = Avx512F.FusedMultiplyAdd(a0, bv, c03); c13 = Avx512F.FusedMultiplyAdd(a1, bv, c13);
+            c23 = Avx512F.FusedMultiplyAdd(a2, bv, c23); c33 = Avx512F.FusedMultiplyAdd(a3, bv, c33);
+            bv = Vector512.Create(b[4]);
+            c04 = Avx512F.FusedMultiplyAdd(a0, bv, c04); c14 = Avx512F.FusedMultiplyAdd(a1, bv, c14);
+            c24 = Avx512F.FusedMultiplyAdd(a2, bv, c24); c34 = Avx512F.FusedMultiplyAdd(a3, bv, c34);
+            bv = Vector512.Create(b[5]);
+            c05 = Avx512F.FusedMultiplyAdd(a0, bv, c05); c15 = Avx512F.FusedMultiplyAdd(a1, bv, c15);
+            c25 = Avx512F.FusedMultiplyAdd(a2, bv, c25); c35 = Avx512F.FusedMultiplyAdd(a3, bv, c35);
+        }
+        // tile[j·64 + i] = column j of C's 64 rows.
+        Vector512.Store(c00, tile); Vector512.Store(c10, tile + 16); Vector512.Store(c20, tile + 32); Vector512.Store(c30, tile + 48);
+        Vector512.Store(c01, tile + 64); Vector512.Store(c11, tile + 80); Vector512.Store(c21, tile + 96); Vector512.Store(c31, tile + 112);
+        Vector512.Store(c02, tile + 128); Vector512.Store(c12, tile + 144); Vector512.Store(c22, tile + 160); Vector512.Store(c32, tile + 176);
+        Vector512.Store(c03, tile + 192); Vector512.Store(c13, tile + 208); Vector512.Store(c23, tile + 224); Vector512.Store(c33, tile + 240);
+        Vector512.Store(c04, tile + 256); Vector512.Store(c14, tile + 272); Vector512.Store(c24, tile + 288); Vector512.Store(c34, tile + 304);
+        Vector512.Store(c05, tile + 320); Vector512.Store(c15, tile + 336); Vector512.Store(c25, tile + 352); Vector512.Store(c35, tile + 368);
+        for (int i = 0; i < rows; i++, c += ldc)
+            for (int j = 0; j < cols; j++)
+                c[j] = beta == 0f ? tile[j * TailRows + i] * alpha : MathF.FusedMultiplyAdd(tile[j * TailRows + i], alpha, c[j] * beta);
     }
 
     /// <summary>rows × cols values at stride ld into dst at stride width, columns past cols zero.</summary>
