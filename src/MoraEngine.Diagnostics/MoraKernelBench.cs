@@ -179,16 +179,16 @@ internal static class MoraKernelBench
 
         /// <summary>
         /// The layer as <see cref="Ops.LinearMora"/> runs it for many tokens: W' = W + ΔW built from M, the plain GEMMs on
-        /// W', and M's gradient from f_decompᵀ(gy) and f_comp(x).
+        /// W', and M's gradient from f_decompᵀ(gy) and x (<see cref="Backends.IBackend.MoraWeightGradient"/>).
         /// </summary>
         public void MergedLayer(MoraOperator op)
         {
-            int c = op.ActiveChunks, r = _r;
+            int c = op.ActiveChunks;
             _be.MoraMergeWeight(op, _w, _m, _wMerged);
             _be.Gemm(1, _tokens, _out, _in, 1f, _x, false, 0, _wMerged, true, 0, 0f, _y, 0);
-            _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
-            _be.MoraCompress(op, _x, _xc, _tokens, c);
-            _be.Gemm(1, r, r, _rows, 1f, _gyhat, true, 0, _xc, false, 0, 0f, _gm, 0);
+            var identity = op.DecompressIsIdentity(c);
+            if (!identity) _be.MoraDecompressBackward(op, _gy, _gyhat, _tokens, c);
+            _be.MoraWeightGradient(op, identity ? _gy : _gyhat, _x, _gm, _tokens, c, accumulate: false);
             _be.Gemm(1, _tokens, _in, _out, 1f, _gy, false, 0, _wMerged, false, 0, 0f, _gx, 0);
         }
 
