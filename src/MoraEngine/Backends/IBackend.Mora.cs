@@ -65,11 +65,15 @@ public partial interface IBackend
     /// in] and gM [r̂, r̂], summed over the tokens (and chunks). The default compresses x into scratch and runs one
     /// GEMM with the tokens as its depth; a backend may read x in place.
     /// </summary>
-    void MoraWeightGradient(MoraOperator op, Tensor gyhat, Tensor x, Tensor gm, int rows, int chunks, bool accumulate)
+    void MoraWeightGradient(MoraOperator op, Tensor gyhat, Tensor x, Tensor gm, int rows, int chunks, bool accumulate) =>
+        MoraWeightGradientFromCopy(this, op, gyhat, x, gm, rows, chunks, accumulate);
+
+    /// <summary><see cref="MoraWeightGradient"/> through a compressed copy x̂ = f_comp(x) in scratch, then one GEMM.</summary>
+    internal static void MoraWeightGradientFromCopy(IBackend be, MoraOperator op, Tensor gyhat, Tensor x, Tensor gm, int rows, int chunks, bool accumulate)
     {
         var xc = Tensor.EmptyIn(x.Device, [rows * chunks, op.RHat], MemoryScope.Current);
-        MoraCompress(op, x, xc, rows, chunks);
-        Gemm(1, op.RHat, op.RHat, rows * chunks, 1f, gyhat, true, 0, xc, false, 0, accumulate ? 1f : 0f, gm, 0);
+        be.MoraCompress(op, x, xc, rows, chunks);
+        be.Gemm(1, op.RHat, op.RHat, rows * chunks, 1f, gyhat, true, 0, xc, false, 0, accumulate ? 1f : 0f, gm, 0);
     }
 
     /// <summary>

@@ -294,9 +294,7 @@ public sealed partial class CpuBackend
         // reads x once, wins (1024→1024, 8 chunks of 128: 4.3–4.6 ms with the copy, 5.1–5.5 ms in place).
         if (op.Type != MoraType.Rope || chunks != op.ActiveChunks || chunks > op.FullChunks || chunks > WeightGradientInPlaceChunks)
         {
-            var xc = Tensor.EmptyIn(x.Device, [rows * chunks, r], MemoryScope.Current);
-            MoraCompress(op, x, xc, rows, chunks);
-            Gemm(1, r, r, rows * chunks, 1f, gyhat, true, 0, xc, false, 0, accumulate ? 1f : 0f, gm, 0);
+            IBackend.MoraWeightGradientFromCopy(this, op, gyhat, x, gm, rows, chunks, accumulate);
             return;
         }
         // Rope: G_c = gŷ_cᵀ·x_c [r̂, r̂] reads chunk c's slice of x in place, then gM (+)= Σ_c G_c·(rotation rows of
