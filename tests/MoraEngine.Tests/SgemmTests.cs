@@ -248,6 +248,8 @@ public class SgemmTests
     [InlineData(65, 13, 400)]
     [InlineData(63, 8, 40)]   // one row short: the direct path
     [InlineData(301, 9, 1029)] // two column groups (the second of one), an odd last row, a K tail of 5
+    [InlineData(302, 8, 48)]   // serial: whole groups of three rows, then two rows
+    [InlineData(7, 3, 16)]     // two groups and one row, no K tail, five columns of zeros
     public void FewColumnsManyRows_RunTransposed_MatchReference(int m, int n, int k)
     {
         var rng = new Random(m * 13 + n * 7 + k);

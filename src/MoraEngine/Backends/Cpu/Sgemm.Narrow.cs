@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -12,10 +13,12 @@ internal static unsafe partial class Sgemm
 
     /// <summary>
     /// C = alpha·A·Bᵀ + beta·C for many rows of A and n ≤ <see cref="NarrowCols"/> rows of B (B stored n×k): an
-    /// adapter's rank-r side, x·Aᵀ and gy·B. Each row of A is read once, in place, against B's rows (in L1/L2): two
-    /// rows of A and eight rows of B per step keep 16 vector accumulators, whose lanes are then summed by one shuffle
-    /// tree for all 16 outputs. Neither operand is packed or transposed. Rows are split over the cores; each output
-    /// is summed in the same order whatever the split.
+    /// adapter's rank-r side, x·Aᵀ and gy·B. Each row of A is read once, in place, against B's rows, which are first
+    /// copied to a 64-byte aligned buffer (8·k floats, in L1/L2): three rows of A and eight rows of B per step keep 24
+    /// vector accumulators, whose lanes are then summed by one shuffle tree per row. Loads, not FMAs, bound this loop
+    /// (a misaligned 64-byte load costs two cache accesses), so the aligned copy and the third row each cut the loads
+    /// per FMA. A is neither packed nor transposed. Rows are split over the cores; each output is summed in the same
+    /// order whatever the split or the kernel that takes its row.
     /// </summary>
     private static void RunNarrow512(Problem* p)
     {
@@ -25,38 +28,48 @@ internal static unsafe partial class Sgemm
         else CpuThreadPool.For(chunks, &Narrow512Chunk, &ctx);
     }
 
-    [ThreadStatic] private static float[]? t_zeroRow;
+    /// <summary>Per-thread aligned copy of the eight rows of B a narrow product reads (pinned; grows to the largest k seen).</summary>
+    [ThreadStatic] private static float[]? t_narrowRows;
 
     private static void Narrow512Chunk(void* context, int index)
     {
         var ctx = (SkinnyContext*)context;
         ref readonly Problem p = ref *ctx->P;
-        // Even row ranges, so that only the last chunk can end on a single row.
-        int pairs = (p.M + 1) / 2;
-        int i0 = (int)((long)pairs * index / ctx->Chunks) * 2;
-        int i1 = Math.Min(p.M, (int)((long)pairs * (index + 1) / ctx->Chunks) * 2);
+        // Row ranges in whole groups of three, so that only the last chunk can end on one or two rows.
+        int groups = (p.M + 2) / 3;
+        int i0 = (int)((long)groups * index / ctx->Chunks) * 3;
+        int i1 = Math.Min(p.M, (int)((long)groups * (index + 1) / ctx->Chunks) * 3);
         if (i0 >= i1) return;
-        int k = p.K;
-        // Columns past n (a group of fewer than eight) read a row of zeros.
-        if (t_zeroRow is null || t_zeroRow.Length < k) t_zeroRow = new float[Math.Max(k, 256)];
-        fixed (float* zero = t_zeroRow)
+        int k = p.K, ldw = RoundUp(k, 16);
+        if (t_narrowRows is null || t_narrowRows.Length < 8 * ldw + 16)
+            t_narrowRows = GC.AllocateUninitializedArray<float>(8 * ldw + 16, pinned: true);
+        nint addr = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(t_narrowRows));
+        float* w = (float*)((addr + 63) & ~(nint)63);
+        float* s = stackalloc float[24];
+        for (int j0 = 0; j0 < p.N; j0 += 8)
         {
-            float* s = stackalloc float[16];
-            for (int j0 = 0; j0 < p.N; j0 += 8)
+            // B's rows j0.. of this group, then rows of zeros for the columns past n.
+            int nj = Math.Min(8, p.N - j0);
+            for (int t = 0; t < 8; t++)
             {
-                int nj = Math.Min(8, p.N - j0);
-                float* b = p.B + j0 * p.Ldb;
-                float* w0 = b, w1 = nj > 1 ? b + p.Ldb : zero, w2 = nj > 2 ? b + 2 * p.Ldb : zero, w3 = nj > 3 ? b + 3 * p.Ldb : zero;
-                float* w4 = nj > 4 ? b + 4 * p.Ldb : zero, w5 = nj > 5 ? b + 5 * p.Ldb : zero;
-                float* w6 = nj > 6 ? b + 6 * p.Ldb : zero, w7 = nj > 7 ? b + 7 * p.Ldb : zero;
-                for (int i = i0; i < i1; i += 2)
-                {
-                    bool two = i + 1 < i1;
-                    float* x0 = p.A + i * p.Lda, x1 = two ? x0 + p.Lda : x0;
-                    Narrow2x8(x0, x1, k, w0, w1, w2, w3, w4, w5, w6, w7, s);
-                    Narrow512Store(p.C + i * p.Ldc + j0, s, nj, p.Alpha, p.Beta);
-                    if (two) Narrow512Store(p.C + (i + 1) * p.Ldc + j0, s + 8, nj, p.Alpha, p.Beta);
-                }
+                var dst = new Span<float>(w + t * ldw, k);
+                if (t < nj) new ReadOnlySpan<float>(p.B + (j0 + t) * p.Ldb, k).CopyTo(dst);
+                else dst.Clear();
+            }
+            int i = i0;
+            for (; i + 3 <= i1; i += 3)
+            {
+                Narrow3x8(p.A + i * p.Lda, p.Lda, k, w, ldw, s);
+                for (int t = 0; t < 3; t++) Narrow512Store(p.C + (i + t) * p.Ldc + j0, s + 8 * t, nj, p.Alpha, p.Beta);
+            }
+            if (i < i1)
+            {
+                // One or two last rows (the second pointer repeats the first when there is one).
+                bool two = i + 1 < i1;
+                float* x0 = p.A + i * p.Lda;
+                Narrow2x8(x0, two ? x0 + p.Lda : x0, k, w, ldw, s);
+                Narrow512Store(p.C + i * p.Ldc + j0, s, nj, p.Alpha, p.Beta);
+                if (two) Narrow512Store(p.C + (i + 1) * p.Ldc + j0, s + 8, nj, p.Alpha, p.Beta);
             }
         }
     }
@@ -69,10 +82,55 @@ internal static unsafe partial class Sgemm
             for (int j = 0; j < n; j++) c[j] = MathF.FusedMultiplyAdd(s[j], alpha, beta * c[j]);
     }
 
-    /// <summary>s[0..8) = x0·w_j and s[8..16) = x1·w_j for the eight rows w0..w7, each of length k.</summary>
+    /// <summary>
+    /// s[8t..8t + 8) = x_t·w_j for the three rows x_t = x + t·ldx and the eight rows w_j = w + j·ldw (aligned), each of
+    /// length k: 24 accumulators, three loads of x and eight aligned loads of w per 24 FMAs.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Narrow2x8(float* x0, float* x1, int k,
-        float* w0, float* w1, float* w2, float* w3, float* w4, float* w5, float* w6, float* w7, float* s)
+    private static void Narrow3x8(float* x, nint ldx, int k, float* w, int ldw, float* s)
+    {
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        float* x1 = x + ldx, x2 = x1 + ldx;
+        int q = 0;
+        for (; q + 16 <= k; q += 16)
+        {
+            var xa = Vector512.Load(x + q);
+            var xb = Vector512.Load(x1 + q);
+            var xc = Vector512.Load(x2 + q);
+            float* wq = w + q;
+            var v = Vector512.LoadAligned(wq);
+            a0 = Avx512F.FusedMultiplyAdd(xa, v, a0); b0 = Avx512F.FusedMultiplyAdd(xb, v, b0); c0 = Avx512F.FusedMultiplyAdd(xc, v, c0);
+            v = Vector512.LoadAligned(wq + ldw);
+            a1 = Avx512F.FusedMultiplyAdd(xa, v, a1); b1 = Avx512F.FusedMultiplyAdd(xb, v, b1); c1 = Avx512F.FusedMultiplyAdd(xc, v, c1);
+            v = Vector512.LoadAligned(wq + 2 * ldw);
+            a2 = Avx512F.FusedMultiplyAdd(xa, v, a2); b2 = Avx512F.FusedMultiplyAdd(xb, v, b2); c2 = Avx512F.FusedMultiplyAdd(xc, v, c2);
+            v = Vector512.LoadAligned(wq + 3 * ldw);
+            a3 = Avx512F.FusedMultiplyAdd(xa, v, a3); b3 = Avx512F.FusedMultiplyAdd(xb, v, b3); c3 = Avx512F.FusedMultiplyAdd(xc, v, c3);
+            v = Vector512.LoadAligned(wq + 4 * ldw);
+            a4 = Avx512F.FusedMultiplyAdd(xa, v, a4); b4 = Avx512F.FusedMultiplyAdd(xb, v, b4); c4 = Avx512F.FusedMultiplyAdd(xc, v, c4);
+            v = Vector512.LoadAligned(wq + 5 * ldw);
+            a5 = Avx512F.FusedMultiplyAdd(xa, v, a5); b5 = Avx512F.FusedMultiplyAdd(xb, v, b5); c5 = Avx512F.FusedMultiplyAdd(xc, v, c5);
+            v = Vector512.LoadAligned(wq + 6 * ldw);
+            a6 = Avx512F.FusedMultiplyAdd(xa, v, a6); b6 = Avx512F.FusedMultiplyAdd(xb, v, b6); c6 = Avx512F.FusedMultiplyAdd(xc, v, c6);
+            v = Vector512.LoadAligned(wq + 7 * ldw);
+            a7 = Avx512F.FusedMultiplyAdd(xa, v, a7); b7 = Avx512F.FusedMultiplyAdd(xb, v, b7); c7 = Avx512F.FusedMultiplyAdd(xc, v, c7);
+        }
+        Vector256.Store(Sum8(a0, a1, a2, a3, a4, a5, a6, a7), s);
+        Vector256.Store(Sum8(b0, b1, b2, b3, b4, b5, b6, b7), s + 8);
+        Vector256.Store(Sum8(c0, c1, c2, c3, c4, c5, c6, c7), s + 16);
+        for (; q < k; q++)
+            for (int t = 0; t < 3; t++)
+            {
+                float u = x[t * ldx + q];
+                for (int j = 0; j < 8; j++) s[8 * t + j] += u * w[j * ldw + q];
+            }
+    }
+
+    /// <summary>s[0..8) = x0·w_j and s[8..16) = x1·w_j for the eight rows w_j = w + j·ldw (aligned), each of length k.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Narrow2x8(float* x0, float* x1, int k, float* w, int ldw, float* s)
     {
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         Vector512<float> b0 = default, b1 = default, b2 = default, b3 = default, b4 = default, b5 = default, b6 = default, b7 = default;
@@ -81,24 +139,23 @@ internal static unsafe partial class Sgemm
         {
             var xa = Vector512.Load(x0 + q);
             var xb = Vector512.Load(x1 + q);
-            var v = Vector512.Load(w0 + q); a0 = Avx512F.FusedMultiplyAdd(xa, v, a0); b0 = Avx512F.FusedMultiplyAdd(xb, v, b0);
-            v = Vector512.Load(w1 + q); a1 = Avx512F.FusedMultiplyAdd(xa, v, a1); b1 = Avx512F.FusedMultiplyAdd(xb, v, b1);
-            v = Vector512.Load(w2 + q); a2 = Avx512F.FusedMultiplyAdd(xa, v, a2); b2 = Avx512F.FusedMultiplyAdd(xb, v, b2);
-            v = Vector512.Load(w3 + q); a3 = Avx512F.FusedMultiplyAdd(xa, v, a3); b3 = Avx512F.FusedMultiplyAdd(xb, v, b3);
-            v = Vector512.Load(w4 + q); a4 = Avx512F.FusedMultiplyAdd(xa, v, a4); b4 = Avx512F.FusedMultiplyAdd(xb, v, b4);
-            v = Vector512.Load(w5 + q); a5 = Avx512F.FusedMultiplyAdd(xa, v, a5); b5 = Avx512F.FusedMultiplyAdd(xb, v, b5);
-            v = Vector512.Load(w6 + q); a6 = Avx512F.FusedMultiplyAdd(xa, v, a6); b6 = Avx512F.FusedMultiplyAdd(xb, v, b6);
-            v = Vector512.Load(w7 + q); a7 = Avx512F.FusedMultiplyAdd(xa, v, a7); b7 = Avx512F.FusedMultiplyAdd(xb, v, b7);
+            float* wq = w + q;
+            var v = Vector512.LoadAligned(wq); a0 = Avx512F.FusedMultiplyAdd(xa, v, a0); b0 = Avx512F.FusedMultiplyAdd(xb, v, b0);
+            v = Vector512.LoadAligned(wq + ldw); a1 = Avx512F.FusedMultiplyAdd(xa, v, a1); b1 = Avx512F.FusedMultiplyAdd(xb, v, b1);
+            v = Vector512.LoadAligned(wq + 2 * ldw); a2 = Avx512F.FusedMultiplyAdd(xa, v, a2); b2 = Avx512F.FusedMultiplyAdd(xb, v, b2);
+            v = Vector512.LoadAligned(wq + 3 * ldw); a3 = Avx512F.FusedMultiplyAdd(xa, v, a3); b3 = Avx512F.FusedMultiplyAdd(xb, v, b3);
+            v = Vector512.LoadAligned(wq + 4 * ldw); a4 = Avx512F.FusedMultiplyAdd(xa, v, a4); b4 = Avx512F.FusedMultiplyAdd(xb, v, b4);
+            v = Vector512.LoadAligned(wq + 5 * ldw); a5 = Avx512F.FusedMultiplyAdd(xa, v, a5); b5 = Avx512F.FusedMultiplyAdd(xb, v, b5);
+            v = Vector512.LoadAligned(wq + 6 * ldw); a6 = Avx512F.FusedMultiplyAdd(xa, v, a6); b6 = Avx512F.FusedMultiplyAdd(xb, v, b6);
+            v = Vector512.LoadAligned(wq + 7 * ldw); a7 = Avx512F.FusedMultiplyAdd(xa, v, a7); b7 = Avx512F.FusedMultiplyAdd(xb, v, b7);
         }
         Vector256.Store(Sum8(a0, a1, a2, a3, a4, a5, a6, a7), s);
         Vector256.Store(Sum8(b0, b1, b2, b3, b4, b5, b6, b7), s + 8);
         for (; q < k; q++)
         {
             float u = x0[q], t = x1[q];
-            s[0] += u * w0[q]; s[1] += u * w1[q]; s[2] += u * w2[q]; s[3] += u * w3[q];
-            s[4] += u * w4[q]; s[5] += u * w5[q]; s[6] += u * w6[q]; s[7] += u * w7[q];
-            s[8] += t * w0[q]; s[9] += t * w1[q]; s[10] += t * w2[q]; s[11] += t * w3[q];
-            s[12] += t * w4[q]; s[13] += t * w5[q]; s[14] += t * w6[q]; s[15] += t * w7[q];
+            for (int j = 0; j < 8; j++) s[j] += u * w[j * ldw + q];
+            for (int j = 0; j < 8; j++) s[8 + j] += t * w[j * ldw + q];
         }
     }
 
