@@ -22,11 +22,11 @@ internal static unsafe partial class Sgemm
     private const int MrScalar = 4, NrScalar = 8;
     private const int MaxTile = 8 * 32;
 
-    /// <summary>The packed micro-kernel: <see cref="KernelStrided512"/> over packed panels (MR and NR values per step).</summary>
+    /// <summary>The packed micro-kernel: <see cref="KernelStrided512{TPrefetch}"/> over packed panels (MR and NR values per step).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Kernel512(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta,
         int mr, int nr, float* tile) =>
-        KernelStrided512(kc, a, Mr512, b, Nr512, c, ldc, alpha, beta, mr, nr, tile);
+        KernelStrided512<NoPrefetch>(kc, a, Mr512, b, Nr512, c, ldc, alpha, beta, mr, nr, tile);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store512(float* dst, Vector512<float> x0, Vector512<float> x1, float alpha, float beta)
