@@ -52,17 +52,11 @@ public static partial class Ops
                     be.Gemm(1, outF, inF, rows, 1f, gy, true, 0, x, false, 0, acc ? 1f : 0f, gw, 0);
                 }
                 if (bias is { RequiresGrad: true }) BiasGradient(bias, gy, rows, outF);
-                if (b.RequiresGrad)
-                {
-                    var (gb, acc) = Graph.GradSlot(b);
-                    be.Gemm(1, outF, r, rows, 1f, gy, true, 0, hs, false, 0, acc ? 1f : 0f, gb, 0);
-                }
-                if (!a.RequiresGrad && !x.RequiresGrad) return;
-                var gh = LoraInputGradients(x, a, b, gy, scale, rows);
+                var gh = AdapterGradients(x, a, b, gy, hs, 1f, scale, rows);
                 if (x.RequiresGrad)
                 {
                     var (gx, acc) = Graph.GradSlot(x);
-                    be.GemmConcat(rows, inF, outF, 1f, gy, false, weight, false, r, gh, a, acc ? 1f : 0f, gx);
+                    be.GemmConcat(rows, inF, outF, 1f, gy, false, weight, false, r, gh!, a, acc ? 1f : 0f, gx);
                 }
             });
         return y;
@@ -100,39 +94,31 @@ public static partial class Ops
             Graph.Record("LoraDelta", y, [x, a, b, baseOutput], gy =>
             {
                 if (baseOutput.RequiresGrad) Graph.PassGradient(baseOutput, gy, alias: ownsBase);
-                if (b.RequiresGrad)
-                {
-                    var (gb, acc) = Graph.GradSlot(b);
-                    be.Gemm(1, outF, r, rows, scale, gy, true, 0, h, false, 0, acc ? 1f : 0f, gb, 0);
-                }
-                if (!a.RequiresGrad && !x.RequiresGrad) return;
-                var gh = LoraInputGradients(x, a, b, gy, scale, rows);
+                var gh = AdapterGradients(x, a, b, gy, h, scale, scale, rows);
                 if (x.RequiresGrad)
                 {
                     var (gx, acc) = Graph.GradSlot(x);
-                    be.Gemm(1, rows, inF, r, 1f, gh, false, 0, a, false, 0, acc ? 1f : 0f, gx, 0);
+                    be.Gemm(1, rows, inF, r, 1f, gh!, false, 0, a, false, 0, acc ? 1f : 0f, gx, 0);
                 }
             });
         return y;
     }
 
     /// <summary>
-    /// gh = s·gy·B [rows, r], through Bᵀ [r, out] stored row by row (r dot products per token: one pass over gy), and
-    /// A's gradient ghᵀ·x when A trains. Returns gh (scoped) for the input's gradient.
+    /// B's gradient hScale·gyᵀ·h, gh = s·gy·B [rows, r] and A's gradient ghᵀ·x, each where something needs it, through
+    /// <see cref="Backends.IBackend.LoraGradients"/> (one pass over gy's rows on the CPU). Returns gh (scoped) for the
+    /// input's gradient, or null when neither A nor x needs it.
     /// </summary>
-    private static Tensor LoraInputGradients(Tensor x, Tensor a, Tensor b, Tensor gy, float scale, int rows)
+    private static Tensor? AdapterGradients(Tensor x, Tensor a, Tensor b, Tensor gy, Tensor h, float hScale, float scale, int rows)
     {
-        var be = x.Device.Backend;
-        int r = a.Dim(0), inF = a.Dim(1), outF = b.Dim(0);
-        var gh = Tensor.EmptyIn(x.Device, [rows, r], MemoryScope.Current);
-        var bT = Tensor.EmptyIn(x.Device, [r, outF], MemoryScope.Current);
-        be.Transpose(b, bT, 1, outF, r);
-        be.Gemm(1, rows, r, outF, scale, gy, false, 0, bT, true, 0, 0f, gh, 0);
-        if (a.RequiresGrad)
-        {
-            var (ga, acc) = Graph.GradSlot(a);
-            be.Gemm(1, r, inF, rows, 1f, gh, true, 0, x, false, 0, acc ? 1f : 0f, ga, 0);
-        }
+        bool needGh = a.RequiresGrad || x.RequiresGrad;
+        if (!needGh && !b.RequiresGrad) return null;
+        var gh = needGh ? Tensor.EmptyIn(x.Device, [rows, a.Dim(0)], MemoryScope.Current) : null;
+        Tensor? gb = null, ga = null;
+        bool accB = false, accA = false;
+        if (b.RequiresGrad) (gb, accB) = Graph.GradSlot(b);
+        if (a.RequiresGrad) (ga, accA) = Graph.GradSlot(a);
+        x.Device.Backend.LoraGradients(rows, gy, x, h, hScale, b, scale, gh, gb, accB, ga, accA);
         return gh;
     }
 }

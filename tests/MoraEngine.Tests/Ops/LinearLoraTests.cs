@@ -86,6 +86,84 @@ public class LinearLoraTests
             Assert.True(Math.Abs(want[i] - got[i]) <= 2e-5 * scale, $"{what}[{i}]: fused {got[i]}, unfused {want[i]}");
     }
 
+    /// <summary>
+    /// The backend's rank-r gradients (gh = s·gy·B, gB (+)= hScale·gyᵀ·h, gA (+)= ghᵀ·x), which the CPU takes in one pass
+    /// over row blocks split into parts, against a float64 reference: one part and several, ragged parts and blocks,
+    /// r past the narrow kernels (17), every kernel ISA, overwrite and accumulate, with and without A's gradient; the
+    /// result is the same bits from run to run.
+    /// </summary>
+    [Theory]
+    [InlineData(2048, 256, 1024, 8)] // small-cpu's MLP up-projection: four parts of two blocks
+    [InlineData(1000, 40, 37, 3)]    // two ragged parts, K tails, five zero rows in the narrow kernel
+    [InlineData(7, 33, 17, 2)]       // one part, run on the calling thread
+    [InlineData(1537, 100, 300, 16)] // r = 16: two column groups; four parts, the last with one block of 129 rows
+    [InlineData(600, 64, 50, 17)]    // r = 17: the general products inside each block
+    public void LoraGradientsMatchTheDoubleReference(int rows, int inF, int outF, int r)
+    {
+        const float scale = 0.7f, hScale = 0.5f;
+        var rng = new Rng((ulong)(rows + inF * 3 + r));
+        float[] gyv = GradCheck.Rand(rng, rows * outF), xv = GradCheck.Rand(rng, rows * inF), hv = GradCheck.Rand(rng, rows * r);
+        float[] bv = GradCheck.Rand(rng, outF * r), gb0 = GradCheck.Rand(rng, outF * r), ga0 = GradCheck.Rand(rng, r * inF);
+        var gh = new double[rows * r];
+        var gbRef = new double[outF * r];
+        var gaRef = new double[r * inF];
+        for (var t = 0; t < rows; t++)
+        {
+            for (var i = 0; i < r; i++)
+            {
+                double s = 0;
+                for (var o = 0; o < outF; o++) s += (double)gyv[t * outF + o] * bv[o * r + i];
+                gh[t * r + i] = scale * s;
+            }
+            for (var o = 0; o < outF; o++)
+                for (var i = 0; i < r; i++) gbRef[o * r + i] += hScale * (double)gyv[t * outF + o] * hv[t * r + i];
+        }
+        for (var t = 0; t < rows; t++)
+            for (var i = 0; i < r; i++)
+                for (var j = 0; j < inF; j++) gaRef[i * inF + j] += gh[t * r + i] * xv[t * inF + j];
+
+        var be = Device.Cpu.Backend;
+        foreach (Backends.Cpu.Isa isa in Enum.GetValues<Backends.Cpu.Isa>())
+        {
+            if (!Backends.Cpu.Sgemm.IsSupported(isa)) continue;
+            Backends.Cpu.Sgemm.ForceIsa(isa);
+            try
+            {
+                foreach (var (acc, withA) in new[] { (false, true), (true, true), (true, false) })
+                {
+                    float[] Run()
+                    {
+                        var ghT = Tensor.Zeros(rows, r);
+                        var gbT = Tensor.FromArray((float[])gb0.Clone(), [outF, r]);
+                        var gaT = withA ? Tensor.FromArray((float[])ga0.Clone(), [r, inF]) : null;
+                        be.LoraGradients(rows, Tensor.FromArray(gyv, [rows, outF]), Tensor.FromArray(xv, [rows, inF]), Tensor.FromArray(hv, [rows, r]),
+                            hScale, Tensor.FromArray(bv, [outF, r]), scale, ghT, gbT, acc, gaT, acc);
+                        var what = $"{isa} accumulate={acc} A={withA}";
+                        Near(gh, ghT.ToArray(), null, $"{what} gh");
+                        Near(gbRef, gbT.ToArray(), acc ? gb0 : null, $"{what} gB");
+                        if (gaT != null) Near(gaRef, gaT.ToArray(), acc ? ga0 : null, $"{what} gA");
+                        return [.. ghT.ToArray(), .. gbT.ToArray(), .. gaT?.ToArray() ?? []];
+                    }
+                    Assert.Equal(Run(), Run());
+                }
+            }
+            finally
+            {
+                Backends.Cpu.Sgemm.ForceIsa(null);
+            }
+        }
+
+        static void Near(double[] want, float[] got, float[]? old, string what)
+        {
+            var size = Math.Max(1e-6, want.Max(Math.Abs));
+            for (var i = 0; i < want.Length; i++)
+            {
+                var w = want[i] + (old?[i] ?? 0);
+                Assert.True(Math.Abs(w - got[i]) <= 1e-5 * size * 10 + 1e-6, $"{what}[{i}]: {got[i]}, want {w}");
+            }
+        }
+    }
+
     [Fact]
     public void BadShapes_NameTheOperands()
     {
@@ -94,5 +172,39 @@ public class LinearLoraTests
         Assert.Contains("A", Assert.Throws<ArgumentException>(() => MoraEngine.Ops.LinearLora(x, w, null, Tensor.Zeros(2, 7), Tensor.Zeros(6, 2), 1f)).Message);
         Assert.Contains("input", Assert.Throws<ArgumentException>(() => MoraEngine.Ops.LinearLora(Tensor.Zeros(4, 5), w, null, Tensor.Zeros(2, 8), Tensor.Zeros(6, 2), 1f)).Message);
         Assert.Contains("bias", Assert.Throws<ArgumentException>(() => MoraEngine.Ops.LinearLora(x, w, Tensor.Zeros(5), Tensor.Zeros(2, 8), Tensor.Zeros(6, 2), 1f)).Message);
+    }
+}
+
+/// <summary>LoRA's layer on ILGPU's CPU accelerator (the backend's default, separate products) against the CPU's one-pass gradients.</summary>
+[Trait("Backend", "Ilgpu")]
+[Collection("Ilgpu")]
+public class LinearLoraIlgpuTests
+{
+    [Theory]
+    [InlineData(600, 40, 37, 3)] // two parts on the CPU
+    [InlineData(9, 24, 50, 8)]
+    public void MatchesTheCpu(int rows, int inF, int outF, int r)
+    {
+        var gy = GradCheck.Rand(new Rng(4), rows * outF);
+        (float[] Y, float[][] Grads) Go(Device device)
+        {
+            var local = new Rng(9);
+            Tensor[] t =
+            [
+                Tensor.FromArray(GradCheck.Rand(local, rows * inF), [rows, inF]).To(device),
+                Tensor.FromArray(GradCheck.Rand(local, outF * inF, 0.2f), [outF, inF]).To(device),
+                Tensor.FromArray(GradCheck.Rand(local, r * inF, 0.2f), [r, inF]).To(device),
+                Tensor.FromArray(GradCheck.Rand(local, outF * r, 0.2f), [outF, r]).To(device),
+            ];
+            foreach (var p in t) p.RequiresGrad = true;
+            var y = MoraEngine.Ops.LinearLora(t[0], t[1], null, t[2], t[3], 1.5f);
+            MoraEngine.Ops.SumAll(MoraEngine.Ops.Mul(y, Tensor.FromArray(gy, [rows, outF]).To(device))).Backward();
+            return (y.ToArray(), t.Select(p => p.Grad!.ToArray()).ToArray());
+        }
+        var cpu = Go(Device.Cpu);
+        var dev = Go(Ilgpu.IlgpuFixture.Device);
+        Assert.Equal(cpu.Y, dev.Y, (a, b) => Math.Abs(a - b) <= 1e-5f * (1 + Math.Abs(a)));
+        for (var i = 0; i < cpu.Grads.Length; i++)
+            Assert.Equal(cpu.Grads[i], dev.Grads[i], (a, b) => Math.Abs(a - b) <= 1e-4f * (1 + Math.Abs(a)));
     }
 }
