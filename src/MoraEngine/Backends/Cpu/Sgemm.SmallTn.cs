@@ -101,8 +101,16 @@ internal static unsafe partial class Sgemm
             for (int g = part; g < ctx->TailGroups; g += ctx->Parts)
             {
                 int r0 = g * TailRows, rows = Math.Min(TailRows, m - r0);
-                CopyPadded(aBlock + r0, p.Lda, kc, rows, TailRows, aTail);
-                TailKernel(kc, aTail, bTail, p.C + (nint)r0 * p.Ldc + nFull, p.Ldc, p.Alpha, beta, rows, n - nFull, tile);
+                // A full group of 64 rows is read in place; a ragged last one from a zero-padded copy.
+                float* a = aBlock + r0;
+                nint sa = p.Lda;
+                if (rows < TailRows)
+                {
+                    CopyPadded(a, p.Lda, kc, rows, TailRows, aTail);
+                    a = aTail;
+                    sa = TailRows;
+                }
+                TailKernel(kc, a, sa, bTail, p.C + (nint)r0 * p.Ldc + nFull, p.Ldc, p.Alpha, beta, rows, n - nFull, tile);
             }
         }
     }
@@ -114,18 +122,19 @@ internal static unsafe partial class Sgemm
     private const int TailRows = 64;
 
     /// <summary>
-    /// C[0..rows, 0..cols] = alpha·Σ_p a[p]ᵀ·b[p] + beta·C for 64 rows of C (a: 64 values per step, zero past rows) and
+    /// C[0..rows, 0..cols] = alpha·Σ_p a[p]ᵀ·b[p] + beta·C for 64 rows of C (a: 64 values at a + p·sa, A's own row when
+    /// all 64 are real, else a zero-padded copy) and
     /// up to 6 columns (b: 6 values per step, zero past cols): 4 vectors of A times 6 broadcasts of B, 24 accumulators,
     /// each summed in ascending p like the tiles, merged into C as <see cref="MergeTile"/> does.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TailKernel(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, int rows, int cols, float* tile)
+    private static void TailKernel(int kc, float* a, nint sa, float* b, float* c, nint ldc, float alpha, float beta, int rows, int cols, float* tile)
     {
         Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default, c04 = default, c05 = default;
         Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default, c14 = default, c15 = default;
         Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default, c24 = default, c25 = default;
         Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default, c34 = default, c35 = default;
-        for (int p = 0; p < kc; p++, a += TailRows, b += TailCols)
+        for (int p = 0; p < kc; p++, a += sa, b += TailCols)
         {
             var a0 = Vector512.Load(a);
             var a1 = Vector512.Load(a + 16);
@@ -165,6 +174,15 @@ internal static unsafe partial class Sgemm
     /// <summary>rows × cols values at stride ld into dst at stride width, columns past cols zero.</summary>
     private static void CopyPadded(float* src, nint ld, int rows, int cols, int width, float* dst)
     {
+        if (cols >= 16)
+        {
+            for (int q = 0; q < rows; q++, src += ld, dst += width)
+            {
+                new ReadOnlySpan<float>(src, cols).CopyTo(new Span<float>(dst, cols));
+                new Span<float>(dst + cols, width - cols).Clear();
+            }
+            return;
+        }
         for (int q = 0; q < rows; q++, src += ld, dst += width)
         {
             int j = 0;
