@@ -345,6 +345,42 @@ public sealed class MoraOperator
         }
     }
 
+    private int[][]? _tapRuns;
+
+    /// <summary>
+    /// Per active chunk c, the inputs j that reach it (a nonzero tap in <see cref="CompressTaps"/>) as maximal runs
+    /// [lo, hi), flattened in pairs. Rope's chunk c is its own r̂ inputs (and a wrap), so a merged weight row touches
+    /// only those; the other types reach every chunk from every input (one run [0, in)). Built on first use and kept.
+    /// </summary>
+    internal int[][] CompressTapRuns()
+    {
+        var (_, v) = CompressTaps();
+        lock (_tapsGate)
+        {
+            if (_tapRuns is { } built) return built;
+            var runs = new int[ActiveChunks][];
+            var list = new List<int>();
+            for (var c = 0; c < runs.Length; c++)
+            {
+                list.Clear();
+                int t = 2 * c * In, start = -1;
+                for (var j = 0; j <= In; j++)
+                {
+                    bool on = j < In && (v[t + j] != 0 || v[t + In + j] != 0);
+                    if (on && start < 0) start = j;
+                    else if (!on && start >= 0)
+                    {
+                        list.Add(start);
+                        list.Add(j);
+                        start = -1;
+                    }
+                }
+                runs[c] = list.ToArray();
+            }
+            return _tapRuns = runs;
+        }
+    }
+
     private float[]? _ropeStack;
 
     /// <summary>

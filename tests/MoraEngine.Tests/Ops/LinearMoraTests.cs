@@ -151,6 +151,32 @@ public class LinearMoraTests
         }
     }
 
+    /// <summary>The runs of inputs that reach each chunk hold exactly the inputs with a tap there; Rope's are its chunk's own r̂ inputs.</summary>
+    [Theory]
+    [MemberData(nameof(Types))]
+    public void TapRunsCoverExactlyTheInputsWithTaps(MoraType type)
+    {
+        foreach (var (inF, outF, rHat) in new[] { (37, 29, type == MoraType.Rope ? 6 : 5), (256, 1024, 100), (1024, 256, 100) })
+        {
+            var op = new MoraOperator(inF, outF, rHat, type);
+            var (_, v) = op.CompressTaps();
+            var runs = op.CompressTapRuns();
+            Assert.Equal(op.ActiveChunks, runs.Length);
+            for (var c = 0; c < runs.Length; c++)
+            {
+                var inRun = new bool[inF];
+                for (var k = 0; k < runs[c].Length; k += 2)
+                {
+                    Assert.True(runs[c][k] < runs[c][k + 1] && (k == 0 || runs[c][k - 1] < runs[c][k]), $"{op} chunk {c}: runs out of order");
+                    for (var j = runs[c][k]; j < runs[c][k + 1]; j++) inRun[j] = true;
+                }
+                for (var j = 0; j < inF; j++)
+                    Assert.True(inRun[j] == (v[2 * c * inF + j] != 0 || v[2 * c * inF + inF + j] != 0), $"{op} chunk {c} input {j}");
+                if (type == MoraType.Rope && (c + 1) * rHat <= inF) Assert.Equal([c * rHat, (c + 1) * rHat], runs[c]);
+            }
+        }
+    }
+
     [Fact]
     public void AnAdaptedLayerTrainsThroughTheFusedOpUnlessDropoutIsOn()
     {

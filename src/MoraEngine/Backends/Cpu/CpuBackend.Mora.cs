@@ -313,7 +313,9 @@ public sealed partial class CpuBackend
         float[] W = weight.CpuArray, D = merged.CpuArray;
         int wo = weight.Offset, d0 = merged.Offset;
         var (q, v) = op.CompressTaps();
-        // ΔW[i, j] = Σ taps V·M[a, Q] for output i's slot (c, a): one pass over W, M's row a in L1.
+        var runs = op.CompressTapRuns();
+        // ΔW[i, j] = Σ taps V·M[a, Q] for output i's slot (c, a): one pass over W, M's row a in L1. Inputs that do not
+        // reach chunk c (Rope: all but the chunk's own r̂) have no taps there, and their W is copied.
         float[] M = m.CpuArray;
         int mo = m.Offset;
         CpuParallel.For(op.Out, RowsPerPiece(2 * n), (i0, i1) =>
@@ -324,23 +326,35 @@ public sealed partial class CpuBackend
                 ReadOnlySpan<float> src = W.AsSpan(wo + i * n, n);
                 var s = source[i];
                 if (s < 0) { src.CopyTo(dst); continue; }
-                int c = s / r, t = 2 * c * n;
-                MergeRow(src, M.AsSpan(mo + s % r * r, r), q.AsSpan(t, 2 * n), v.AsSpan(t, 2 * n), dst);
+                int c = s / r, t = 2 * c * n, done = 0;
+                var run = runs[c];
+                for (var k = 0; k < run.Length; k += 2)
+                {
+                    int lo = run[k], hi = run[k + 1];
+                    src[done..lo].CopyTo(dst[done..lo]);
+                    MergeRow(src, M.AsSpan(mo + s % r * r, r), q.AsSpan(t, 2 * n), v.AsSpan(t, 2 * n), dst, lo, hi);
+                    done = hi;
+                }
+                src[done..].CopyTo(dst[done..]);
             }
         });
     }
 
-    /// <summary>dst[j] = w[j] + (v[j]·mRow[q[j]] + v[n + j]·mRow[q[n + j]]), the second tap fused (n = w's length).</summary>
+    /// <summary>
+    /// dst[j] = w[j] + (v[j]·mRow[q[j]] + v[n + j]·mRow[q[n + j]]) for j in [lo, hi), the second tap fused (n = w's
+    /// length).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static unsafe void MergeRow(ReadOnlySpan<float> w, ReadOnlySpan<float> mRow, ReadOnlySpan<int> q, ReadOnlySpan<float> v, Span<float> dst)
+    private static unsafe void MergeRow(ReadOnlySpan<float> w, ReadOnlySpan<float> mRow, ReadOnlySpan<int> q, ReadOnlySpan<float> v, Span<float> dst,
+        int lo, int hi)
     {
         int n = w.Length;
         fixed (float* pw = w, pm = mRow, pv = v, pd = dst)
         fixed (int* pq = q)
         {
-            int j = 0;
+            int j = lo;
             if (Avx2.IsSupported && Fma.IsSupported)
-                for (; j + 8 <= n; j += 8)
+                for (; j + 8 <= hi; j += 8)
                 {
                     var g1 = Avx2.GatherVector256(pm, Vector256.Load(pq + j), 4);
                     var g2 = Avx2.GatherVector256(pm, Vector256.Load(pq + n + j), 4);
@@ -348,7 +362,7 @@ public sealed partial class CpuBackend
                         Vector256.Load(pv + j) * g1);
                     Vector256.Store(Vector256.Load(pw + j) + t, pd + j);
                 }
-            for (; j < n; j++) pd[j] = pw[j] + MathF.FusedMultiplyAdd(pv[n + j], pm[pq[n + j]], pv[j] * pm[pq[j]]);
+            for (; j < hi; j++) pd[j] = pw[j] + MathF.FusedMultiplyAdd(pv[n + j], pm[pq[n + j]], pv[j] * pm[pq[j]]);
         }
     }
 
