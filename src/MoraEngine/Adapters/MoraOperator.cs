@@ -10,6 +10,9 @@ public sealed class MoraOperator
 {
     private readonly float[] _ropeCos;
     private readonly float[] _ropeSin;
+    // The same angles in float64, for the reference f_comp (CompressReference) that builds the merge taps.
+    private readonly double[] _ropeCos64;
+    private readonly double[] _ropeSin64;
     private readonly int[] _inGroupStart;
     private readonly int[] _outGroupStart;
 
@@ -68,17 +71,22 @@ public sealed class MoraOperator
             var h = rHat / 2;
             _ropeCos = new float[g * h];
             _ropeSin = new float[g * h];
+            _ropeCos64 = new double[g * h];
+            _ropeSin64 = new double[g * h];
             for (var c = 0; c < g; c++)
                 for (var k = 0; k < h; k++)
                 {
                     var a = Angle(c, k);
-                    _ropeCos[c * h + k] = (float)Math.Cos(a);
-                    _ropeSin[c * h + k] = (float)Math.Sin(a);
+                    _ropeCos64[c * h + k] = Math.Cos(a);
+                    _ropeSin64[c * h + k] = Math.Sin(a);
+                    _ropeCos[c * h + k] = (float)_ropeCos64[c * h + k];
+                    _ropeSin[c * h + k] = (float)_ropeSin64[c * h + k];
                 }
         }
         else
         {
             _ropeCos = _ropeSin = [];
+            _ropeCos64 = _ropeSin64 = [];
         }
         Kernels = specialise ? MoraKernelRegistry.Find(inFeatures, outFeatures, rHat, type) : null;
         DeviceKernels = specialise ? MoraKernelRegistry.FindDevice(inFeatures, outFeatures, rHat, type) : null;
@@ -227,10 +235,9 @@ public sealed class MoraOperator
                 for (var g = 0; g < Chunks; g++)
                     for (var j = 0; j < r; j++)
                     {
-                        var a = Angle(g, j % h);
                         var c = x[(g * r + j) % In];
                         var rot = j < h ? -x[(g * r + j + h) % In] : x[(g * r + j - h) % In];
-                        xc[g * r + j] = c * Math.Cos(a) + rot * Math.Sin(a);
+                        xc[g * r + j] = c * _ropeCos64[g * h + j % h] + rot * _ropeSin64[g * h + j % h];
                     }
                 break;
         }
