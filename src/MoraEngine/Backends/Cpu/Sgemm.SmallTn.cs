@@ -174,19 +174,17 @@ internal static unsafe partial class Sgemm
     /// <summary>rows × cols values at stride ld into dst at stride width, columns past cols zero.</summary>
     private static void CopyPadded(float* src, nint ld, int rows, int cols, int width, float* dst)
     {
-        if (cols >= 16)
-        {
-            for (int q = 0; q < rows; q++, src += ld, dst += width)
-            {
-                new ReadOnlySpan<float>(src, cols).CopyTo(new Span<float>(dst, cols));
-                new Span<float>(dst + cols, width - cols).Clear();
-            }
-            return;
-        }
+        // Whole vectors, then the ragged values one by one, then zeros up to a vector boundary and whole vectors of
+        // zeros: a few instructions per row (these rows are short, and a call to memmove per row cost more than the copy).
+        int full = Vector512.IsHardwareAccelerated ? cols & ~15 : 0;
         for (int q = 0; q < rows; q++, src += ld, dst += width)
         {
             int j = 0;
+            for (; j < full; j += 16) Vector512.Store(Vector512.Load(src + j), dst + j);
             for (; j < cols; j++) dst[j] = src[j];
+            for (; j < width && (j & 15) != 0; j++) dst[j] = 0f;
+            if (Vector512.IsHardwareAccelerated)
+                for (; j + 16 <= width; j += 16) Vector512.Store(Vector512<float>.Zero, dst + j);
             for (; j < width; j++) dst[j] = 0f;
         }
     }
