@@ -185,26 +185,7 @@ public class LinearLoraIlgpuTests
     [InlineData(9, 24, 50, 8)]
     public void MatchesTheCpu(int rows, int inF, int outF, int r)
     {
-        var gy = GradCheck.Rand(new Rng(4), rows * outF);
-        (float[] Y, float[][] Grads) Go(Device device)
-        {
-            var local = new Rng(9);
-            Tensor[] t =
-            [
-                Tensor.FromArray(GradCheck.Rand(local, rows * inF), [rows, inF]).To(device),
-                Tensor.FromArray(GradCheck.Rand(local, outF * inF, 0.2f), [outF, inF]).To(device),
-                Tensor.FromArray(GradCheck.Rand(local, r * inF, 0.2f), [r, inF]).To(device),
-                Tensor.FromArray(GradCheck.Rand(local, outF * r, 0.2f), [outF, r]).To(device),
-            ];
-            foreach (var p in t) p.RequiresGrad = true;
-            var y = MoraEngine.Ops.LinearLora(t[0], t[1], null, t[2], t[3], 1.5f);
-            MoraEngine.Ops.SumAll(MoraEngine.Ops.Mul(y, Tensor.FromArray(gy, [rows, outF]).To(device))).Backward();
-            return (y.ToArray(), t.Select(p => p.Grad!.ToArray()).ToArray());
-        }
-        var cpu = Go(Device.Cpu);
-        var dev = Go(Ilgpu.IlgpuFixture.Device);
-        Assert.Equal(cpu.Y, dev.Y, (a, b) => Math.Abs(a - b) <= 1e-5f * (1 + Math.Abs(a)));
-        for (var i = 0; i < cpu.Grads.Length; i++)
-            Assert.Equal(cpu.Grads[i], dev.Grads[i], (a, b) => Math.Abs(a - b) <= 1e-4f * (1 + Math.Abs(a)));
+        Ilgpu.LayerParity.AssertMatch([([rows, inF], 1f), ([outF, inF], 0.2f), ([r, inF], 0.2f), ([outF, r], 0.2f)], rows, outF,
+            t => MoraEngine.Ops.LinearLora(t[0], t[1], null, t[2], t[3], 1.5f), gradTolerance: 1e-4f);
     }
 }
