@@ -19,12 +19,32 @@ public partial interface IBackend
         Tensor? gh, Tensor? gb, bool accumulateB, Tensor? ga, bool accumulateA) =>
         LoraGradientsSeparately(this, rows, gy, x, h, hScale, b, scale, gh, gb, accumulateB, ga, accumulateA);
 
+    /// <summary>Throws unless the operands of <see cref="LoraGradients"/> have the sizes rows, B [out, r] and A's gradient [r, in] imply.</summary>
+    internal static void CheckLoraGradients(int rows, Tensor gy, Tensor x, Tensor h, Tensor b, Tensor? gh, Tensor? gb, Tensor? ga)
+    {
+        if (b.Rank != 2) throw new ArgumentException($"LoraGradients: B must be [out, r], got {b.ShapeText}.");
+        if (ga != null && gh == null) throw new ArgumentException("LoraGradients: A's gradient needs gh.");
+        int outF = b.Dim(0), r = b.Dim(1);
+        if (rows < 0) throw new ArgumentException($"LoraGradients: rows must be ≥ 0, got {rows}.");
+        void Size(Tensor t, long want, string what)
+        {
+            if (t.Length != want) throw new ArgumentException($"LoraGradients: {what} {t.ShapeText} should hold {want} values for {rows} rows, out {outF}, r {r}.");
+        }
+        Size(gy, (long)rows * outF, "gy");
+        Size(h, (long)rows * r, "h");
+        if (gh != null) Size(gh, (long)rows * r, "gh");
+        if (gb != null) Size(gb, (long)outF * r, "B's gradient");
+        if (ga == null) return;
+        if (ga.Rank != 2 || ga.Dim(0) != r) throw new ArgumentException($"LoraGradients: A's gradient must be [{r}, in], got {ga.ShapeText}.");
+        Size(x, (long)rows * ga.Dim(1), "x");
+    }
+
     /// <summary><see cref="LoraGradients"/> as up to three products (B transposed into scratch for gy·B).</summary>
     internal static void LoraGradientsSeparately(IBackend be, int rows, Tensor gy, Tensor x, Tensor h, float hScale, Tensor b,
         float scale, Tensor? gh, Tensor? gb, bool accumulateB, Tensor? ga, bool accumulateA)
     {
+        CheckLoraGradients(rows, gy, x, h, b, gh, gb, ga);
         int outF = b.Dim(0), r = b.Dim(1);
-        if (ga != null && gh == null) throw new ArgumentException("LoraGradients: A's gradient needs gh.");
         if (gb != null) be.Gemm(1, outF, r, rows, hScale, gy, true, 0, h, false, 0, accumulateB ? 1f : 0f, gb, 0);
         if (gh == null) return;
         // gy·B through Bᵀ [r, out] stored row by row: r dot products per token, one pass over gy.

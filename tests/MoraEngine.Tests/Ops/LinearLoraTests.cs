@@ -164,6 +164,26 @@ public class LinearLoraTests
         }
     }
 
+    /// <summary>The backend's LoRA gradients refuse operands whose sizes do not match rows, B and A's gradient, naming the operand.</summary>
+    [Fact]
+    public void LoraGradients_BadSizes_NameTheOperand()
+    {
+        var be = Device.Cpu.Backend;
+        int rows = 6, inF = 5, outF = 7, r = 2;
+        Tensor Z(params int[] s) => Tensor.Zeros(s);
+        string Fails(Tensor gy, Tensor x, Tensor h, Tensor b, Tensor? gh, Tensor? gb, Tensor? ga) =>
+            Assert.Throws<ArgumentException>(() => be.LoraGradients(rows, gy, x, h, 1f, b, 1f, gh, gb, false, ga, false)).Message;
+        Assert.Contains("LoraGradients: gy [", Fails(Z(rows, outF + 1), Z(rows, inF), Z(rows, r), Z(outF, r), Z(rows, r), Z(outF, r), Z(r, inF)));
+        Assert.Contains("LoraGradients: h [", Fails(Z(rows, outF), Z(rows, inF), Z(rows - 1, r), Z(outF, r), Z(rows, r), Z(outF, r), Z(r, inF)));
+        Assert.Contains("LoraGradients: gh [", Fails(Z(rows, outF), Z(rows, inF), Z(rows, r), Z(outF, r), Z(rows, r + 1), Z(outF, r), Z(r, inF)));
+        Assert.Contains("LoraGradients: B's gradient [", Fails(Z(rows, outF), Z(rows, inF), Z(rows, r), Z(outF, r), Z(rows, r), Z(outF, r + 1), Z(r, inF)));
+        Assert.Contains("A's gradient must be", Fails(Z(rows, outF), Z(rows, inF), Z(rows, r), Z(outF, r), Z(rows, r), Z(outF, r), Z(r + 1, inF)));
+        Assert.Contains("LoraGradients: x [", Fails(Z(rows, outF), Z(rows, inF + 1), Z(rows, r), Z(outF, r), Z(rows, r), Z(outF, r), Z(r, inF)));
+        Assert.Contains("needs gh", Fails(Z(rows, outF), Z(rows, inF), Z(rows, r), Z(outF, r), null, Z(outF, r), Z(r, inF)));
+        // The same operands with the right sizes go through.
+        be.LoraGradients(rows, Z(rows, outF), Z(rows, inF), Z(rows, r), 1f, Z(outF, r), 1f, Z(rows, r), Z(outF, r), false, Z(r, inF), false);
+    }
+
     [Fact]
     public void BadShapes_NameTheOperands()
     {

@@ -9,6 +9,7 @@ public sealed partial class CpuBackend
     public unsafe void LoraGradients(int rows, Tensor gy, Tensor x, Tensor h, float hScale, Tensor b, float scale,
         Tensor? gh, Tensor? gb, bool accumulateB, Tensor? ga, bool accumulateA)
     {
+        IBackend.CheckLoraGradients(rows, gy, x, h, b, gh, gb, ga);
         if (gh == null || gb == null || rows == 0)
         {
             IBackend.LoraGradientsSeparately(this, rows, gy, x, h, hScale, b, scale, gh, gb, accumulateB, ga, accumulateA);
