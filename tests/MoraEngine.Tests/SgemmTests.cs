@@ -272,8 +272,9 @@ public class SgemmTests
     /// double reference; the other transposes of the same shapes take the packed path and must agree too.
     /// </summary>
     [Theory]
-    [InlineData(64, 64, 8192)]
-    [InlineData(101, 101, 2049)]  // 3 tiles and 5 columns: the tail kernel, two row groups (64 + 37)
+    [InlineData(64, 64, 8192)]    // 16 depth segments over the cores, partials added in order
+    [InlineData(101, 101, 2049)]  // 3 tiles and 5 columns: the tail kernel, two row groups (64 + 37); 5 uneven segments
+    [InlineData(33, 70, 512)]     // one segment: tiles split over the cores, column by column, ragged both ways
     [InlineData(150, 97, 1500)]   // a one-column tail, three row groups
     [InlineData(40, 38, 900)]     // the widest tail (6 columns)
     [InlineData(5, 70, 3001)]
@@ -300,6 +301,93 @@ public class SgemmTests
                 Assert.Equal(c1, Run(isa, t, alpha, beta)); // deterministic
             }
         }
+    }
+
+    /// <summary>
+    /// The diagonal blocks of Aᵀ·B in one pass (MoRA's per-chunk gŷ_cᵀ·x_c) against a float64 reference, and bit for
+    /// bit against one product per block on the same ISA where both cut k alike: padded strides, ragged tiles, the tail kernel, one depth
+    /// segment and several, shallow depths (one product per block), alpha and beta, NaN in C with beta = 0.
+    /// </summary>
+    [Theory]
+    [InlineData(4, 64, 64, 2048)]
+    [InlineData(3, 100, 100, 1300)]  // the tail kernel, a ragged row tile, uneven segments
+    [InlineData(8, 128, 128, 4700)]  // partials capped at 4 MiB: 8 segments instead of 10
+    [InlineData(8, 24, 24, 600)]     // C's blocks narrower than a tile
+    [InlineData(2, 37, 45, 512)]     // one segment: tiles split over the cores
+    [InlineData(3, 20, 20, 100)]     // shallow: one product per block
+    [InlineData(1, 10, 130, 700)]    // few rows of C: one product per block
+    public void TnBlocks_AreTheDiagonalBlocksOfTheProduct(int batch, int m, int n, int k)
+    {
+        var rng = new Random(batch * 7 + m * 3 + n + k);
+        foreach (var (alpha, beta, pad) in new[] { (1f, 0f, 0), (-0.75f, 0.5f, 5) })
+        {
+            int lda = batch * m + pad, ldb = batch * n + pad + 1, ldc = batch * n + 3;
+            var a = RandomArray(rng, (k - 1) * lda + batch * m);
+            var b = RandomArray(rng, (k - 1) * ldb + batch * n);
+            var c0 = RandomArray(rng, (m - 1) * ldc + batch * n);
+            if (beta == 0f) Array.Fill(c0, float.NaN);
+            var want = new double[m * batch * n];
+            var tol = new double[m * batch * n];
+            for (int q = 0; q < batch; q++)
+            for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0, abs = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    double v = (double)a[p * lda + q * m + i] * b[p * ldb + q * n + j];
+                    sum += v;
+                    abs += Math.Abs(v);
+                }
+                double old = beta == 0f ? 0 : c0[i * ldc + q * n + j];
+                want[i * batch * n + q * n + j] = alpha * sum + beta * old;
+                tol[i * batch * n + q * n + j] = 1e-4 * (Math.Abs(alpha) * abs + Math.Abs(beta * old)) + 1e-30;
+            }
+            foreach (Isa isa in Enum.GetValues<Isa>())
+            {
+                if (!Sgemm.IsSupported(isa)) continue;
+                Sgemm.ForceIsa(isa);
+                try
+                {
+                    var c = (float[])c0.Clone();
+                    Sgemm.MultiplyTnBlocks(batch, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                    var each = (float[])c0.Clone();
+                    for (int q = 0; q < batch; q++)
+                        Sgemm.Multiply(true, false, m, n, k, alpha, a.AsSpan(q * m), lda, b.AsSpan(q * n), ldb, beta, each.AsSpan(q * n), ldc);
+                    // Bit for bit, unless the batch's partials are capped into fewer, longer depth segments.
+                    int Segments(int blocks) => Math.Min((k + Sgemm.SmallTnSegment - 1) / Sgemm.SmallTnSegment,
+                        Math.Max(2, Sgemm.SmallTnPartialFloats / (m * blocks * n)));
+                    if (Segments(batch) == Segments(1))
+                        Assert.True(each.AsSpan().SequenceEqual(c), $"{isa}: blocks in one pass differ from one product per block");
+                    for (int i = 0; i < m; i++)
+                    for (int j = 0; j < batch * n; j++)
+                    {
+                        double got = c[i * ldc + j], w = want[i * batch * n + j];
+                        Assert.True(Math.Abs(got - w) <= tol[i * batch * n + j], $"{isa} block {j / n}: C[{i},{j % n}] = {got}, expected {w}");
+                    }
+                    // Padding between C's rows is untouched.
+                    for (int i = 0; i + 1 < m; i++)
+                    for (int j = batch * n; j < ldc; j++)
+                        Assert.True(c[i * ldc + j].Equals(c0[i * ldc + j]), $"{isa}: padding C[{i},{j}] was modified");
+                }
+                finally
+                {
+                    Sgemm.ForceIsa(null);
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void TnBlocks_RefuseOverlappingOrShortOperands()
+    {
+        var a = new float[600 * 64];
+        var b = new float[600 * 64];
+        var c = new float[32 * 64];
+        Assert.Throws<ArgumentOutOfRangeException>(() => Sgemm.MultiplyTnBlocks(0, 32, 32, 600, 1f, a, 64, b, 64, 0f, c, 64));
+        Assert.Throws<ArgumentException>(() => Sgemm.MultiplyTnBlocks(2, 32, 32, 600, 1f, a, 60, b, 64, 0f, c, 64));
+        Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(2, 32, 32, 601, 1f, a, 64, b, 64, 0f, c, 64));
+        Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(3, 32, 32, 600, 1f, a, 96, b, 64, 0f, c, 64));
     }
 
     /// <summary>The unpacked paths on awkward sizes, serial and split: few rows times a transposed weight (x·Wᵀ with W [n, k], m ≤ 4: decoding) and many rows times few (n ≤ 16: an adapter's x·Aᵀ), and shapes just past both.</summary>

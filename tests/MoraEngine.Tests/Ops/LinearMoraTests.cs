@@ -75,6 +75,7 @@ public class LinearMoraTests
         yield return [MoraType.Rope, 2048, 256, 256, 8];
         yield return [MoraType.Rope, 2048, 256, 1024, 8];     // r̂ 100: the third chunk wraps
         yield return [MoraType.Rope, 600, 250, 700, 8];       // r̂ 86, a wrapping chunk, tokens over the deep-product threshold
+        yield return [MoraType.Rope, 1100, 1024, 1024, 8];    // r̂ 128, eight whole chunks: gM's blocks in one pass over x
     }
 
     [Theory]

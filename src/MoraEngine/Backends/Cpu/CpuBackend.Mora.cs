@@ -283,26 +283,22 @@ public sealed partial class CpuBackend
             accumulate ? 1f : 0f, gx.CpuArray.AsSpan(gx.Offset), n, gxhat.CpuArray.AsSpan(gxhat.Offset), w, w, op.CompressTransposeMap(chunks));
     }
 
-    /// <summary>Most RoPE chunks for which <see cref="MoraWeightGradient"/> reads x in place.</summary>
-    private const int WeightGradientInPlaceChunks = 4;
-
     public void MoraWeightGradient(MoraOperator op, Tensor gyhat, Tensor x, Tensor gm, int rows, int chunks, bool accumulate)
     {
         int r = op.RHat, n = op.In, w = chunks * r;
-        // A chunk that wraps past x's end would need two narrower products (measured slower than the copy). Each
-        // chunk's product streams x's rows again, a short slice of each: past a few chunks the rotated copy, which
-        // reads x once, wins (1024→1024, 8 chunks of 128: 4.3–4.6 ms with the copy, 5.1–5.5 ms in place).
-        if (op.Type != MoraType.Rope || chunks != op.ActiveChunks || chunks > op.FullChunks || chunks > WeightGradientInPlaceChunks)
+        // A chunk that wraps past x's end would need two narrower products (measured slower than the copy).
+        if (op.Type != MoraType.Rope || chunks != op.ActiveChunks || chunks > op.FullChunks || rows == 0)
         {
             IBackend.MoraWeightGradientFromCopy(this, op, gyhat, x, gm, rows, chunks, accumulate);
             return;
         }
-        // Rope: G_c = gŷ_cᵀ·x_c [r̂, r̂] reads chunk c's slice of x in place, then gM (+)= Σ_c G_c·(rotation rows of
-        // chunk c), one product with the chunks as its depth. No rotated copy of x, [rows, chunks·r̂], is written.
+        // Rope: G_c = gŷ_cᵀ·x_c [r̂, r̂] for every chunk in one pass over the rows of gŷ and x, reading chunk c's slice
+        // of x in place, then gM (+)= Σ_c G_c·(rotation rows of chunk c), one product with the chunks as its depth. No
+        // rotated copy of x, [rows, chunks·r̂], is written.
         var g = Tensor.EmptyIn(x.Device, [r, w], MemoryScope.Current);
-        float[] GY = gyhat.CpuArray, X = x.CpuArray, G = g.CpuArray;
-        for (var c = 0; c < chunks; c++)
-            Sgemm.Multiply(true, false, r, r, rows, 1f, GY.AsSpan(gyhat.Offset + c * r), w, X.AsSpan(x.Offset + c * r), n, 0f, G.AsSpan(g.Offset + c * r), w);
+        float[] G = g.CpuArray;
+        Sgemm.MultiplyTnBlocks(chunks, r, r, rows, 1f, gyhat.CpuArray.AsSpan(gyhat.Offset, rows * w), w,
+            x.CpuArray.AsSpan(x.Offset, (rows - 1) * n + w), n, 0f, G.AsSpan(g.Offset, r * w), w);
         Sgemm.Multiply(false, false, r, r, w, 1f, G.AsSpan(g.Offset, r * w), w, op.RopeStack(), r, accumulate ? 1f : 0f, gm.CpuArray.AsSpan(gm.Offset, r * r), r);
     }
 

@@ -20,15 +20,64 @@ internal static unsafe partial class Sgemm
         && (m <= SmallTnMaxSide && n <= SmallTnMaxSide || m <= SmallTnFewRows);
 
     /// <summary>
-    /// C = alpha·Aᵀ·B + beta·C with A stored k×m and B stored k×n, both small sides (m, n ≤ 160) over a deep k:
-    /// MoRA's gM = gŷᵀ·x̂ (r̂ × r̂ over every token) and the like. Row q of A and of B already hold what a micro-panel
-    /// holds (op(A)'s column q, op(B)'s row q), so the micro-kernel reads them in place, KC rows at a time while they
-    /// sit in L2, instead of packing them: at these shapes packing costs as much as the arithmetic. Only the ragged
-    /// last 8 rows or 32 columns of C are copied, zero-padded, per K block; up to 6 ragged columns go to
-    /// <see cref="TailKernel"/> instead of a column of mostly empty tiles. Tiles are split over the cores; every
-    /// element is summed by one thread in ascending k, so the result does not depend on the core count.
+    /// C_q = alpha·A_qᵀ·B_q + beta·C_q for q &lt; <paramref name="batch"/>, where A_q is columns [q·m, q·m + m) of A
+    /// (k rows at stride lda), B_q columns [q·n, q·n + n) of B (k rows at stride ldb) and C_q columns [q·n, q·n + n)
+    /// of C (m rows at stride ldc): the diagonal blocks of Aᵀ·B, such as MoRA's per-chunk gŷ_cᵀ·x_c for RoPE. With
+    /// AVX-512, small sides and a deep k, one pass over the rows of A and B takes every block (<see cref="RunSmallTn"/>);
+    /// otherwise one <see cref="Multiply(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+    /// per block. The same bits either way on one ISA, unless the batch's partials would pass 4 MiB, where its depth
+    /// segments are fewer and longer (<see cref="RunSmallTn"/>).
     /// </summary>
-    private static void RunSmallTn(Problem* p)
+    internal static void MultiplyTnBlocks(int batch, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
+        ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+    {
+        if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"Sgemm.MultiplyTnBlocks: batch must be positive, got {batch}.");
+        Validate(true, false, m, batch * n, k, lda, ldb, ldc);
+        if (lda < batch * m) throw new ArgumentException($"Sgemm.MultiplyTnBlocks: lda ({lda}) is less than batch·m ({batch}·{m}).", nameof(lda));
+        CheckLength(a.Length, k, batch * m, lda, 0, 1, nameof(a));
+        CheckLength(b.Length, k, batch * n, ldb, 0, 1, nameof(b));
+        CheckLength(c.Length, m, batch * n, ldc, 0, 1, nameof(c));
+        var isa = ActiveIsa;
+        if (m == 0 || n == 0) return;
+        if (k == 0 || alpha == 0f || !TakesSmallTn(isa, true, false, m, n, k) || m <= SmallTnFewRows)
+        {
+            for (int q = 0; q < batch; q++)
+                Multiply(isa, true, false, m, n, k, alpha, a[(q * m)..], lda, b[(q * n)..], ldb, beta, c[(q * n)..], ldc);
+            return;
+        }
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        {
+            var p = new Problem(isa, true, false, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
+            RunSmallTn(&p, batch);
+        }
+    }
+
+    /// <summary>Most rows of A and B in one depth segment of <see cref="RunSmallTn"/>'s split over k.</summary>
+    internal const int SmallTnSegment = 512;
+
+    /// <summary>Floats of segment partials (4 MiB) past which segments get longer instead of more numerous.</summary>
+    internal const int SmallTnPartialFloats = 1 << 20;
+
+    /// <summary>
+    /// C = alpha·Aᵀ·B + beta·C with A stored k×m and B stored k×n, both small sides (m, n ≤ 160) over a deep k:
+    /// MoRA's gM = gŷᵀ·x̂ (r̂ × r̂ over every token) and the like, or few rows of C (m ≤ 16) at any width. Up to 6
+    /// ragged columns go to <see cref="TailKernel"/> instead of a column of mostly empty tiles.
+    /// <para>Both sides small: C is too small to split over the cores, so k is: it is cut into segments of
+    /// <see cref="SmallTnSegment"/> rows (longer where the partials would pass 4 MiB), a function of the shape only. Each core takes a contiguous run
+    /// of segments and reads only those rows of A and B, whole rows in order (rows its own row-split passes wrote,
+    /// often still in its L2); each segment's product goes to a partial of C, and the partials are added in segment
+    /// order. Per K block, A's block is copied whole, zero-padded to full tiles, and B's 32-column strips one at a
+    /// time, into aligned buffers; each copied float feeds n (or 8·m) multiply-adds. Tiles go column by column, so
+    /// a strip stays in L1 while A's rows pass it. Read in place, a strip's rows (a row of B apart) share a few L1
+    /// sets and every tile fetched them from L2 again, and rows a page apart (x of a 1,024-wide layer) cost a TLB
+    /// entry each.</para>
+    /// <para>Few rows of C: tiles are split over the cores; A and B are read in place, B once, prefetched ahead.</para>
+    /// <para>Either way every element is summed in ascending k in a fixed order, so the result does not depend on
+    /// the core count.</para>
+    /// </summary>
+    private static void RunSmallTn(Problem* p, int batch = 1)
     {
         // A few ragged last columns (r̂ = 100 is three tiles and 4 columns) would each cost a whole column of 8×32
         // tiles, a quarter of the work for 4% of C: they go to the tail kernel instead, which takes them as its
@@ -37,80 +86,183 @@ internal static unsafe partial class Sgemm
         bool useTail = tail is > 0 and <= TailCols && p->N > Nr512;
         int tilesN = useTail ? p->N / Nr512 : (p->N + Nr512 - 1) / Nr512, tilesM = (p->M + Mr512 - 1) / Mr512;
         int tailGroups = useTail ? (p->M + TailRows - 1) / TailRows : 0;
-        var parts = (long)p->M * p->N * p->K < ParallelThreshold ? 1 : Math.Min(CpuThreadPool.Parallelism, tilesM * tilesN);
-        var ctx = new SmallTnContext { P = p, Parts = parts, TilesM = tilesM, TilesN = tilesN, TailGroups = tailGroups };
-        if (parts == 1) SmallTnChunk(&ctx, 0);
-        else CpuThreadPool.For(parts, &SmallTnChunk, &ctx);
+        bool fewRows = p->M <= SmallTnFewRows;
+        int segments = fewRows ? 1
+            : Math.Min((p->K + SmallTnSegment - 1) / SmallTnSegment, Math.Max(2, SmallTnPartialFloats / (p->M * batch * p->N)));
+        var ctx = new SmallTnContext { P = p, TilesM = tilesM, TilesN = tilesN, TailGroups = tailGroups, Segments = segments, Batch = batch };
+        if (segments > 1)
+        {
+            ctx.Partials = SegmentPartials(segments * p->M * batch * p->N);
+            ctx.Parts = Math.Min(CpuThreadPool.Parallelism, segments);
+            if (ctx.Parts == 1) SmallTnSegments(&ctx, 0);
+            else CpuThreadPool.For(ctx.Parts, &SmallTnSegments, &ctx);
+            AddPartials(p, ctx.Partials, segments, batch * p->N);
+            return;
+        }
+        ctx.Parts = (long)p->M * p->N * p->K < ParallelThreshold ? 1 : Math.Min(CpuThreadPool.Parallelism, tilesM * tilesN);
+        if (ctx.Parts == 1) SmallTnTiles(&ctx, 0);
+        else CpuThreadPool.For(ctx.Parts, &SmallTnTiles, &ctx);
     }
 
     private struct SmallTnContext
     {
         public Problem* P;
-        public int Parts, TilesM, TilesN, TailGroups;
+        public int Parts, TilesM, TilesN, TailGroups, Segments, Batch;
+        public float* Partials;
     }
 
-    private static void SmallTnChunk(void* context, int part)
+    [ThreadStatic] private static float[]? t_partials;
+
+    /// <summary>Scratch for the segment partials, owned by the calling thread (its workers write into it).</summary>
+    private static float* SegmentPartials(int floats)
+    {
+        if (t_partials is null || t_partials.Length < floats + 16)
+            t_partials = GC.AllocateUninitializedArray<float>(Math.Max(floats, Math.Min(2 * (t_partials?.Length ?? 0), SmallTnPartialFloats)) + 16, pinned: true);
+        nint addr = (nint)Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(t_partials));
+        return (float*)((addr + 63) & ~(nint)63);
+    }
+
+    /// <summary>Part <paramref name="part"/>'s contiguous run of segments, each into its own partial of C.</summary>
+    private static void SmallTnSegments(void* context, int part)
     {
         var ctx = (SmallTnContext*)context;
         ref readonly Problem p = ref *ctx->P;
-        // This part's tiles: a contiguous range of the row-major tile grid.
+        int s0 = (int)((long)ctx->Segments * part / ctx->Parts), s1 = (int)((long)ctx->Segments * (part + 1) / ctx->Parts);
+        for (int s = s0; s < s1; s++)
+        {
+            int k0 = (int)((long)p.K * s / ctx->Segments), k1 = (int)((long)p.K * (s + 1) / ctx->Segments);
+            int width = ctx->Batch * p.N;
+            SmallTnRange(in p, ctx, k0, k1, 0, ctx->TilesM * ctx->TilesN, 0, 1, ctx->Partials + (nint)s * p.M * width, width, 1f, 0f);
+        }
+    }
+
+    /// <summary>C = alpha·Σ_s partial_s + beta·C over m × n (all blocks of a batch), the partials added in segment order.</summary>
+    private static void AddPartials(Problem* p, float* partials, int segments, int n)
+    {
+        int m = p->M;
+        nint size = (nint)m * n;
+        for (int i = 0; i < m; i++)
+        {
+            float* c = p->C + i * p->Ldc, src = partials + (nint)i * n;
+            int j = 0;
+            if (Vector512.IsHardwareAccelerated)
+                for (; j + 16 <= n; j += 16)
+                {
+                    var sum = Vector512.Load(src + j);
+                    for (int s = 1; s < segments; s++) sum += Vector512.Load(src + s * size + j);
+                    var r = sum * p->Alpha;
+                    if (p->Beta != 0f) r = Avx512F.FusedMultiplyAdd(Vector512.Load(c + j), Vector512.Create(p->Beta), r);
+                    Vector512.Store(r, c + j);
+                }
+            for (; j < n; j++)
+            {
+                float sum = src[j];
+                for (int s = 1; s < segments; s++) sum += src[s * size + j];
+                c[j] = p->Beta == 0f ? sum * p->Alpha : MathF.FusedMultiplyAdd(c[j], p->Beta, sum * p->Alpha);
+            }
+        }
+    }
+
+    /// <summary>Part <paramref name="part"/>'s tiles (a contiguous range of the tile grid) and tail groups over all of k.</summary>
+    private static void SmallTnTiles(void* context, int part)
+    {
+        var ctx = (SmallTnContext*)context;
+        ref readonly Problem p = ref *ctx->P;
         int tiles = ctx->TilesM * ctx->TilesN;
         int t0 = (int)((long)tiles * part / ctx->Parts), t1 = (int)((long)tiles * (part + 1) / ctx->Parts);
-        bool hasTail = part < ctx->TailGroups;
+        SmallTnRange(in p, ctx, 0, p.K, t0, t1, part, ctx->Parts, p.C, p.Ldc, p.Alpha, p.Beta);
+    }
+
+    /// <summary>
+    /// Rows [k0, k1) of A and B into C (at <paramref name="c0"/>, stride <paramref name="ldc"/>) for tiles [t0, t1) of
+    /// the tile grid (column-major when both sides are small, row-major for few rows) and tail groups g0, g0 + gStep, …,
+    /// for every block of the batch.
+    /// </summary>
+    private static void SmallTnRange(in Problem p, SmallTnContext* ctx, int k0, int k1, int t0, int t1, int g0, int gStep,
+        float* c0, nint ldc, float alpha, float beta0)
+    {
+        bool hasTail = g0 < ctx->TailGroups;
         if (t0 >= t1 && !hasTail) return;
-        int m = p.M, n = p.N, k = p.K;
-        int mTail = m % Mr512, nTail = ctx->TailGroups > 0 ? 0 : n % Nr512, nFull = ctx->TilesN * Nr512;
-        // Zero-padded copies of the ragged last columns of A (rows of C) and of B, one K block at a time.
+        int m = p.M, n = p.N, k = k1 - k0, tilesM = ctx->TilesM, tilesN = ctx->TilesN;
+        int mTail = m % Mr512, nFull = tilesN * Nr512;
+        bool fewRows = m <= SmallTnFewRows;
         // With few rows of C a K block is a strip of B's rows that every tile reads at a different place: shorter
         // blocks (about 128 KiB of B) keep the strip in L2 while all of this thread's tiles take their columns.
-        int kcLimit = m <= SmallTnFewRows ? Math.Clamp(32768 / n / 8 * 8, 32, KC) : KC;
+        int kcLimit = fewRows ? Math.Clamp(32768 / n / 8 * 8, 32, KC) : KC;
         int kcMax = Math.Min(k, kcLimit);
-        PackBuffers buffers = PackBuffers.ForCurrentThread((Mr512 + TailRows + TailCols) * kcMax, Nr512 * kcMax);
-        float* aEdge = buffers.A, bEdge = buffers.B;
-        // The tail kernel's operands: 64 rows of A (rows of C) and B's last columns, zero-padded, per K block.
-        float* aTail = aEdge + Mr512 * kcMax, bTail = aTail + TailRows * kcMax;
+        // Zero-padded copies: A's ragged last rows of C and B's current strip (or, few rows, its ragged columns), per
+        // K block; the tail kernel's 64 rows of A and B's last columns.
+        // Both sides small: A's whole block, zero-padded to aWidth columns, instead of its edge.
+        int aWidth = ctx->TailGroups > 0 ? (m + TailRows - 1) / TailRows * TailRows : (m + Mr512 - 1) / Mr512 * Mr512;
+        int aFloats = fewRows ? (Mr512 + TailRows) * kcMax : aWidth * kcMax;
+        PackBuffers buffers = PackBuffers.ForCurrentThread(aFloats + TailCols * kcMax, Nr512 * kcMax);
+        float* aEdge = buffers.A, aPack = buffers.A, bEdge = buffers.B;
+        float* aTail = aEdge + Mr512 * kcMax, bTail = buffers.A + aFloats;
         float* tile = stackalloc float[Math.Max(MaxTile, TailRows * TailCols)];
         int kBlocks = (k + kcLimit - 1) / kcLimit;
         // Few rows of C stream B once (see PrefetchRows), unless B's rows lie a multiple of 4 KiB apart: then the rows
         // prefetched ahead all fall into the same L1 sets and evict each other (1,024 wide: 246 µs without, 260 with).
-        bool prefetchB = m <= SmallTnFewRows && p.Ldb % 1024 != 0;
+        bool prefetchB = fewRows && p.Ldb % 1024 != 0;
+        int nTail = fewRows && ctx->TailGroups == 0 ? n % Nr512 : 0;
         for (int kb = 0; kb < kBlocks; kb++)
+        for (int q = 0; q < ctx->Batch; q++)
         {
-            int pc = (int)((long)k * kb / kBlocks);
-            int kc = (int)((long)k * (kb + 1) / kBlocks) - pc;
-            float beta = kb == 0 ? p.Beta : 1f;
-            float* aBlock = p.A + (nint)pc * p.Lda, bBlock = p.B + (nint)pc * p.Ldb;
-            if (mTail > 0) CopyPadded(aBlock + (m - mTail), p.Lda, kc, mTail, Mr512, aEdge);
-            if (nTail > 0) CopyPadded(bBlock + (n - nTail), p.Ldb, kc, nTail, Nr512, bEdge);
-            for (int t = t0; t < t1; t++)
+            // Every block of a batch (q) in turn on the same rows of A and B, while they are in L2.
+            int pc = k0 + (int)((long)k * kb / kBlocks);
+            int kc = k0 + (int)((long)k * (kb + 1) / kBlocks) - pc;
+            float beta = kb == 0 ? beta0 : 1f;
+            float* aBlock = p.A + (nint)pc * p.Lda + q * m, bBlock = p.B + (nint)pc * p.Ldb + q * n;
+            float* c = c0 + q * n;
+            if (!fewRows)
             {
-                int i0 = t / ctx->TilesN * Mr512, j0 = t % ctx->TilesN * Nr512;
+                // A's block copied whole, zero-padded to full tiles (and full tail groups), into an aligned buffer: its
+                // rows in place can be a page apart (x of a 1,024-wide layer), one TLB entry per row per tile.
+                CopyPadded(aBlock, p.Lda, kc, m, aWidth, aPack);
+            }
+            else if (mTail > 0) CopyPadded(aBlock + (m - mTail), p.Lda, kc, mTail, Mr512, aEdge);
+            if (nTail > 0) CopyPadded(bBlock + (n - nTail), p.Ldb, kc, nTail, Nr512, bEdge);
+            for (int t = t0, packed = -1; t < t1; t++)
+            {
+                int ti = fewRows ? t / tilesN : t % tilesM, tj = fewRows ? t % tilesN : t / tilesM;
+                int i0 = ti * Mr512, j0 = tj * Nr512;
                 int mr = Math.Min(Mr512, m - i0), nr = Math.Min(Nr512, n - j0);
+                float* ct = c + (nint)i0 * ldc + j0;
+                if (!fewRows)
+                {
+                    if (tj != packed)
+                    {
+                        CopyPadded(bBlock + j0, p.Ldb, kc, nr, Nr512, bEdge);
+                        packed = tj;
+                    }
+                    KernelStrided512<NoPrefetch>(kc, aPack + i0, aWidth, bEdge, Nr512, ct, ldc, alpha, beta, mr, nr, tile);
+                    continue;
+                }
                 float* a = mr == Mr512 ? aBlock + i0 : aEdge;
                 nint sa = mr == Mr512 ? p.Lda : Mr512;
                 float* b = nr == Nr512 ? bBlock + j0 : bEdge;
                 nint sb = nr == Nr512 ? p.Ldb : Nr512;
                 if (prefetchB && nr == Nr512)
-                    KernelStrided512<PrefetchRows>(kc, a, sa, b, sb, p.C + (nint)i0 * p.Ldc + j0, p.Ldc, p.Alpha, beta, mr, nr, tile);
+                    KernelStrided512<PrefetchRows>(kc, a, sa, b, sb, ct, ldc, alpha, beta, mr, nr, tile);
                 else
-                    KernelStrided512<NoPrefetch>(kc, a, sa, b, sb, p.C + (nint)i0 * p.Ldc + j0, p.Ldc, p.Alpha, beta, mr, nr, tile);
+                    KernelStrided512<NoPrefetch>(kc, a, sa, b, sb, ct, ldc, alpha, beta, mr, nr, tile);
             }
             if (!hasTail) continue;
-            // Tail groups go round the parts: group g to part g mod parts, after its tiles, while the block is in L2.
+            // Tail groups g0, g0 + gStep, … after the tiles, while the block is in L2.
             CopyPadded(bBlock + nFull, p.Ldb, kc, n - nFull, TailCols, bTail);
-            for (int g = part; g < ctx->TailGroups; g += ctx->Parts)
+            for (int g = g0; g < ctx->TailGroups; g += gStep)
             {
                 int r0 = g * TailRows, rows = Math.Min(TailRows, m - r0);
-                // A full group of 64 rows is read in place; a ragged last one from a zero-padded copy.
-                float* a = aBlock + r0;
-                nint sa = p.Lda;
-                if (rows < TailRows)
+                // A full group of 64 rows is read in place; a ragged last one from a zero-padded copy. Both sides
+                // small: from A's padded copy.
+                float* a = fewRows ? aBlock + r0 : aPack + r0;
+                nint sa = fewRows ? p.Lda : aWidth;
+                if (fewRows && rows < TailRows)
                 {
                     CopyPadded(a, p.Lda, kc, rows, TailRows, aTail);
                     a = aTail;
                     sa = TailRows;
                 }
-                TailKernel(kc, a, sa, bTail, p.C + (nint)r0 * p.Ldc + nFull, p.Ldc, p.Alpha, beta, rows, n - nFull, tile);
+                TailKernel(kc, a, sa, bTail, c + (nint)r0 * ldc + nFull, ldc, alpha, beta, rows, n - nFull, tile);
             }
         }
     }
