@@ -309,21 +309,26 @@ public class SgemmTests
     /// segment and several, shallow depths (one product per block), alpha and beta, NaN in C with beta = 0.
     /// </summary>
     [Theory]
-    [InlineData(4, 64, 64, 2048)]
-    [InlineData(3, 100, 100, 1300)]  // the tail kernel, a ragged row tile, uneven segments
-    [InlineData(8, 128, 128, 4700)]  // partials capped at 4 MiB: 8 segments instead of 10
-    [InlineData(8, 24, 24, 600)]     // C's blocks narrower than a tile
-    [InlineData(2, 37, 45, 512)]     // one segment: tiles split over the cores
-    [InlineData(3, 20, 20, 100)]     // shallow: one product per block
-    [InlineData(1, 10, 130, 700)]    // few rows of C: one product per block
-    public void TnBlocks_AreTheDiagonalBlocksOfTheProduct(int batch, int m, int n, int k)
+    [InlineData(4, 64, 64, 2048, 0)]
+    [InlineData(3, 100, 100, 1300, 0)]   // the tail kernel, a ragged row tile, uneven segments
+    [InlineData(3, 100, 100, 1300, 256)] // RoPE's wrapping last chunk: B's columns 200..255, then 0..43
+    [InlineData(4, 142, 142, 1100, 512)] // 512→2048's chunks: a 14-column strip that wraps, a ragged row tile
+    [InlineData(3, 40, 40, 700, 100)]    // the wrap inside the tail columns' copy
+    [InlineData(8, 128, 128, 4700, 0)]   // partials capped at 4 MiB: 8 segments instead of 10
+    [InlineData(8, 24, 24, 600, 0)]      // C's blocks narrower than a tile
+    [InlineData(2, 37, 45, 512, 0)]      // one segment: tiles split over the cores
+    [InlineData(3, 20, 20, 100, 0)]      // shallow: one product per block
+    [InlineData(3, 20, 20, 100, 50)]     // shallow and wrapping: two products for the last block
+    [InlineData(1, 10, 130, 700, 0)]     // few rows of C: one product per block
+    public void TnBlocks_AreTheDiagonalBlocksOfTheProduct(int batch, int m, int n, int k, int wrap)
     {
-        var rng = new Random(batch * 7 + m * 3 + n + k);
+        var rng = new Random(batch * 7 + m * 3 + n + k + wrap);
+        int bWrap = wrap == 0 ? batch * n : wrap, bCols = Math.Min(batch * n, bWrap);
         foreach (var (alpha, beta, pad) in new[] { (1f, 0f, 0), (-0.75f, 0.5f, 5) })
         {
-            int lda = batch * m + pad, ldb = batch * n + pad + 1, ldc = batch * n + 3;
+            int lda = batch * m + pad, ldb = bCols + pad + 1, ldc = batch * n + 3;
             var a = RandomArray(rng, (k - 1) * lda + batch * m);
-            var b = RandomArray(rng, (k - 1) * ldb + batch * n);
+            var b = RandomArray(rng, (k - 1) * ldb + bCols);
             var c0 = RandomArray(rng, (m - 1) * ldc + batch * n);
             if (beta == 0f) Array.Fill(c0, float.NaN);
             var want = new double[m * batch * n];
@@ -335,7 +340,7 @@ public class SgemmTests
                 double sum = 0, abs = 0;
                 for (int p = 0; p < k; p++)
                 {
-                    double v = (double)a[p * lda + q * m + i] * b[p * ldb + q * n + j];
+                    double v = (double)a[p * lda + q * m + i] * b[p * ldb + (q * n + j) % bWrap];
                     sum += v;
                     abs += Math.Abs(v);
                 }
@@ -350,14 +355,20 @@ public class SgemmTests
                 try
                 {
                     var c = (float[])c0.Clone();
-                    Sgemm.MultiplyTnBlocks(batch, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                    Sgemm.MultiplyTnBlocks(batch, m, n, k, alpha, a, lda, b, ldb, bWrap, beta, c, ldc);
+                    if (wrap == 0)
+                    {
+                        var same = (float[])c0.Clone();
+                        Sgemm.MultiplyTnBlocks(batch, m, n, k, alpha, a, lda, b, ldb, beta, same, ldc);
+                        Assert.True(same.AsSpan().SequenceEqual(c), $"{isa}: B's columns wrapping past the last block changed the result");
+                    }
                     var each = (float[])c0.Clone();
-                    for (int q = 0; q < batch; q++)
+                    for (int q = 0; q < batch && wrap == 0; q++)
                         Sgemm.Multiply(true, false, m, n, k, alpha, a.AsSpan(q * m), lda, b.AsSpan(q * n), ldb, beta, each.AsSpan(q * n), ldc);
                     // Bit for bit, unless the batch's partials are capped into fewer, longer depth segments.
                     int Segments(int blocks) => Math.Min((k + Sgemm.SmallTnSegment - 1) / Sgemm.SmallTnSegment,
                         Math.Max(2, Sgemm.SmallTnPartialFloats / (m * blocks * n)));
-                    if (Segments(batch) == Segments(1))
+                    if (wrap == 0 && Segments(batch) == Segments(1))
                         Assert.True(each.AsSpan().SequenceEqual(c), $"{isa}: blocks in one pass differ from one product per block");
                     for (int i = 0; i < m; i++)
                     for (int j = 0; j < batch * n; j++)
@@ -388,6 +399,8 @@ public class SgemmTests
         Assert.Throws<ArgumentException>(() => Sgemm.MultiplyTnBlocks(2, 32, 32, 600, 1f, a, 60, b, 64, 0f, c, 64));
         Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(2, 32, 32, 601, 1f, a, 64, b, 64, 0f, c, 64));
         Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(3, 32, 32, 600, 1f, a, 96, b, 64, 0f, c, 64));
+        Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(2, 32, 32, 600, 1f, a, 64, b, 64, 31, 0f, c, 64)); // wraps inside a block
+        Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(2, 32, 32, 600, 1f, a, 64, b, 40, 48, 0f, c, 64)); // ldb short of the wrap
     }
 
     /// <summary>The unpacked paths on awkward sizes, serial and split: few rows times a transposed weight (x·Wᵀ with W [n, k], m ≤ 4: decoding) and many rows times few (n ≤ 16: an adapter's x·Aᵀ), and shapes just past both.</summary>

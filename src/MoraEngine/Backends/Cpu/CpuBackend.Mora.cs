@@ -286,19 +286,19 @@ public sealed partial class CpuBackend
     public void MoraWeightGradient(MoraOperator op, Tensor gyhat, Tensor x, Tensor gm, int rows, int chunks, bool accumulate)
     {
         int r = op.RHat, n = op.In, w = chunks * r;
-        // A chunk that wraps past x's end would need two narrower products (measured slower than the copy).
-        if (op.Type != MoraType.Rope || chunks != op.ActiveChunks || chunks > op.FullChunks || rows == 0)
+        if (op.Type != MoraType.Rope || chunks != op.ActiveChunks || rows == 0)
         {
             IBackend.MoraWeightGradientFromCopy(this, op, gyhat, x, gm, rows, chunks, accumulate);
             return;
         }
         // Rope: G_c = gŷ_cᵀ·x_c [r̂, r̂] for every chunk in one pass over the rows of gŷ and x, reading chunk c's slice
-        // of x in place, then gM (+)= Σ_c G_c·(rotation rows of chunk c), one product with the chunks as its depth. No
-        // rotated copy of x, [rows, chunks·r̂], is written.
+        // of x in place (a last chunk that wraps reads x's first columns after its last ones), then gM (+)= Σ_c
+        // G_c·(rotation rows of chunk c), one product with the chunks as its depth. No rotated copy of x,
+        // [rows, chunks·r̂], is written.
         var g = Tensor.EmptyIn(x.Device, [r, w], MemoryScope.Current);
         float[] G = g.CpuArray;
         Sgemm.MultiplyTnBlocks(chunks, r, r, rows, 1f, gyhat.CpuArray.AsSpan(gyhat.Offset, rows * w), w,
-            x.CpuArray.AsSpan(x.Offset, (rows - 1) * n + w), n, 0f, G.AsSpan(g.Offset, r * w), w);
+            x.CpuArray.AsSpan(x.Offset, rows * n), n, n, 0f, G.AsSpan(g.Offset, r * w), w);
         Sgemm.Multiply(false, false, r, r, w, 1f, G.AsSpan(g.Offset, r * w), w, op.RopeStack(), r, accumulate ? 1f : 0f, gm.CpuArray.AsSpan(gm.Offset, r * r), r);
     }
 

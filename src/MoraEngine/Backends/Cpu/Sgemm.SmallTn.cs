@@ -29,20 +29,41 @@ internal static unsafe partial class Sgemm
     /// segments are fewer and longer (<see cref="RunSmallTn"/>).
     /// </summary>
     internal static void MultiplyTnBlocks(int batch, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
-        ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc)
+        ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc) =>
+        MultiplyTnBlocks(batch, m, n, k, alpha, a, lda, b, ldb, batch * n, beta, c, ldc);
+
+    /// <summary>
+    /// As <see cref="MultiplyTnBlocks(int, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
+    /// with B's columns read modulo <paramref name="bWrap"/>: B_q's column j is B's column (q·n + j) mod bWrap, so a
+    /// block may run past B's last column into its first ones (MoRA RoPE's last chunk, wrap-padded with the input's
+    /// first values). bWrap ≥ n.
+    /// </summary>
+    internal static void MultiplyTnBlocks(int batch, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
+        ReadOnlySpan<float> b, int ldb, int bWrap, float beta, Span<float> c, int ldc)
     {
         if (batch < 1) throw new ArgumentOutOfRangeException(nameof(batch), $"Sgemm.MultiplyTnBlocks: batch must be positive, got {batch}.");
-        Validate(true, false, m, batch * n, k, lda, ldb, ldc);
+        if (bWrap < n || bWrap < 1)
+            throw new ArgumentOutOfRangeException(nameof(bWrap), $"Sgemm.MultiplyTnBlocks: B's columns wrap at {bWrap}, less than a block's {n}.");
+        int bCols = Math.Min(batch * n, bWrap);
+        Validate(true, false, m, n, k, lda, ldb, ldc);
         if (lda < batch * m) throw new ArgumentException($"Sgemm.MultiplyTnBlocks: lda ({lda}) is less than batch·m ({batch}·{m}).", nameof(lda));
+        if (ldb < bCols) throw new ArgumentException($"Sgemm.MultiplyTnBlocks: ldb ({ldb}) is less than B's {bCols} columns.", nameof(ldb));
+        if (ldc < batch * n) throw new ArgumentException($"Sgemm.MultiplyTnBlocks: ldc ({ldc}) is less than batch·n ({batch}·{n}).", nameof(ldc));
         CheckLength(a.Length, k, batch * m, lda, 0, 1, nameof(a));
-        CheckLength(b.Length, k, batch * n, ldb, 0, 1, nameof(b));
+        CheckLength(b.Length, k, bCols, ldb, 0, 1, nameof(b));
         CheckLength(c.Length, m, batch * n, ldc, 0, 1, nameof(c));
         var isa = ActiveIsa;
         if (m == 0 || n == 0) return;
         if (k == 0 || alpha == 0f || !TakesSmallTn(isa, true, false, m, n, k) || m <= SmallTnFewRows)
         {
             for (int q = 0; q < batch; q++)
-                Multiply(isa, true, false, m, n, k, alpha, a[(q * m)..], lda, b[(q * n)..], ldb, beta, c[(q * n)..], ldc);
+            {
+                // A block that wraps is two products: up to B's column bWrap, then from its column 0.
+                int col = q * n % bWrap, first = Math.Min(n, bWrap - col);
+                Multiply(isa, true, false, m, first, k, alpha, a[(q * m)..], lda, b[col..], ldb, beta, c[(q * n)..], ldc);
+                if (first < n)
+                    Multiply(isa, true, false, m, n - first, k, alpha, a[(q * m)..], lda, b, ldb, beta, c[(q * n + first)..], ldc);
+            }
             return;
         }
         fixed (float* pa = a)
@@ -50,7 +71,7 @@ internal static unsafe partial class Sgemm
         fixed (float* pc = c)
         {
             var p = new Problem(isa, true, false, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
-            RunSmallTn(&p, batch);
+            RunSmallTn(&p, batch, bWrap);
         }
     }
 
@@ -77,7 +98,7 @@ internal static unsafe partial class Sgemm
     /// <para>Either way every element is summed in ascending k in a fixed order, so the result does not depend on
     /// the core count.</para>
     /// </summary>
-    private static void RunSmallTn(Problem* p, int batch = 1)
+    private static void RunSmallTn(Problem* p, int batch = 1, int bWrap = int.MaxValue)
     {
         // A few ragged last columns (r̂ = 100 is three tiles and 4 columns) would each cost a whole column of 8×32
         // tiles, a quarter of the work for 4% of C: they go to the tail kernel instead, which takes them as its
@@ -89,7 +110,7 @@ internal static unsafe partial class Sgemm
         bool fewRows = p->M <= SmallTnFewRows;
         int segments = fewRows ? 1
             : Math.Min((p->K + SmallTnSegment - 1) / SmallTnSegment, Math.Max(2, SmallTnPartialFloats / (p->M * batch * p->N)));
-        var ctx = new SmallTnContext { P = p, TilesM = tilesM, TilesN = tilesN, TailGroups = tailGroups, Segments = segments, Batch = batch };
+        var ctx = new SmallTnContext { P = p, TilesM = tilesM, TilesN = tilesN, TailGroups = tailGroups, Segments = segments, Batch = batch, BWrap = bWrap };
         if (segments > 1)
         {
             ctx.Partials = SegmentPartials(segments * p->M * batch * p->N);
@@ -107,7 +128,7 @@ internal static unsafe partial class Sgemm
     private struct SmallTnContext
     {
         public Problem* P;
-        public int Parts, TilesM, TilesN, TailGroups, Segments, Batch;
+        public int Parts, TilesM, TilesN, TailGroups, Segments, Batch, BWrap;
         public float* Partials;
     }
 
@@ -211,7 +232,10 @@ internal static unsafe partial class Sgemm
             int pc = k0 + (int)((long)k * kb / kBlocks);
             int kc = k0 + (int)((long)k * (kb + 1) / kBlocks) - pc;
             float beta = kb == 0 ? beta0 : 1f;
-            float* aBlock = p.A + (nint)pc * p.Lda + q * m, bBlock = p.B + (nint)pc * p.Ldb + q * n;
+            // B's rows of this K block, and where block q's columns start in them (batch > 1 only: few rows of C run
+            // one block, which never wraps).
+            float* aBlock = p.A + (nint)pc * p.Lda + q * m, bRows = p.B + (nint)pc * p.Ldb, bBlock = bRows + q * n;
+            int bCol = (int)((long)q * n % ctx->BWrap);
             float* c = c0 + q * n;
             if (!fewRows)
             {
@@ -231,7 +255,7 @@ internal static unsafe partial class Sgemm
                 {
                     if (tj != packed)
                     {
-                        CopyPadded(bBlock + j0, p.Ldb, kc, nr, Nr512, bEdge);
+                        CopyWrapped(bRows, p.Ldb, kc, bCol + j0, nr, ctx->BWrap, Nr512, bEdge);
                         packed = tj;
                     }
                     KernelStrided512<NoPrefetch>(kc, aPack + i0, aWidth, bEdge, Nr512, ct, ldc, alpha, beta, mr, nr, tile);
@@ -248,7 +272,7 @@ internal static unsafe partial class Sgemm
             }
             if (!hasTail) continue;
             // Tail groups g0, g0 + gStep, … after the tiles, while the block is in L2.
-            CopyPadded(bBlock + nFull, p.Ldb, kc, n - nFull, TailCols, bTail);
+            CopyWrapped(bRows, p.Ldb, kc, bCol + nFull, n - nFull, ctx->BWrap, TailCols, bTail);
             for (int g = g0; g < ctx->TailGroups; g += gStep)
             {
                 int r0 = g * TailRows, rows = Math.Min(TailRows, m - r0);
@@ -321,6 +345,36 @@ internal static unsafe partial class Sgemm
         for (int i = 0; i < rows; i++, c += ldc)
             for (int j = 0; j < cols; j++)
                 c[j] = beta == 0f ? tile[j * TailRows + i] * alpha : MathF.FusedMultiplyAdd(tile[j * TailRows + i], alpha, c[j] * beta);
+    }
+
+    /// <summary>
+    /// <see cref="CopyPadded"/> of columns [col, col + cols) of rows at stride ld, the columns taken modulo wrap
+    /// (col &lt; 2·wrap and cols ≤ wrap: at most one wrap).
+    /// </summary>
+    private static void CopyWrapped(float* rows, nint ld, int count, int col, int cols, int wrap, int width, float* dst)
+    {
+        if (col >= wrap) col -= wrap;
+        int first = Math.Min(cols, wrap - col);
+        if (first == cols)
+        {
+            CopyPadded(rows + col, ld, count, cols, width, dst);
+            return;
+        }
+        for (int q = 0; q < count; q++, rows += ld, dst += width)
+        {
+            CopyRun(rows + col, first, dst);
+            CopyRun(rows, cols - first, dst + first);
+            for (int j = cols; j < width; j++) dst[j] = 0f;
+        }
+    }
+
+    /// <summary>count floats from src to dst, whole vectors then one by one.</summary>
+    private static void CopyRun(float* src, int count, float* dst)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; j + 16 <= count; j += 16) Vector512.Store(Vector512.Load(src + j), dst + j);
+        for (; j < count; j++) dst[j] = src[j];
     }
 
     /// <summary>rows × cols values at stride ld into dst at stride width, columns past cols zero.</summary>
