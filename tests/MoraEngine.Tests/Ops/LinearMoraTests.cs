@@ -76,6 +76,8 @@ public class LinearMoraTests
         yield return [MoraType.Rope, 2048, 256, 1024, 8];     // r̂ 100: the third chunk wraps
         yield return [MoraType.Rope, 600, 250, 700, 8];       // r̂ 86, a wrapping chunk, tokens over the deep-product threshold
         yield return [MoraType.Rope, 1100, 1024, 1024, 8];    // r̂ 128, eight whole chunks: gM's blocks in one pass over x
+        yield return [MoraType.Sharing, 700, 300, 260, 8];    // r̂ 67: gM from gy's tiles (cut at out) and x's chunks (wrapping), folded
+        yield return [MoraType.Truncation, 600, 250, 300, 20]; // r̂ 20: gM on gy's and x's first columns in place
     }
 
     [Theory]
