@@ -25,13 +25,12 @@ internal static class MoraKernelBench
         double GenericUs, double SpecialisedUs, double LoraUs, double GenericKernelsUs, double SpecialisedKernelsUs,
         double GenericHotKernelsUs, double SpecialisedHotKernelsUs, long KernelBytes, double StreamUs, long StreamBytes,
         double BaseLayerUs, double UnfusedLayerUs, double FusedLayerUs, double EpilogueLayerUs, double LoraLayerUs,
-        string ChosenKernels = "", string BitIdenticalKernels = "")
+        double UnfusedAdapterUs, double FusedAdapterUs, string ChosenKernels = "", string BitIdenticalKernels = "")
     {
-        /// <summary>What the adapter adds to its frozen layer, unfused with the generic kernels (Linear, then MoraDelta).</summary>
-        public double UnfusedAdapterUs => UnfusedLayerUs - BaseLayerUs;
-
-        /// <summary>What the adapter adds to its frozen layer in <see cref="Ops.LinearMora"/> at these many tokens (the merged weight).</summary>
-        public double FusedAdapterUs => FusedLayerUs - BaseLayerUs;
+        // UnfusedAdapterUs: what the adapter adds to its frozen layer, unfused with the generic kernels (Linear, then
+        // MoraDelta). FusedAdapterUs: what it adds in Ops.LinearMora at these many tokens (the merged weight). Both are
+        // medians over the rounds of the layer's time minus the frozen layer's time in the same round, not differences
+        // of medians: the layers take tens of milliseconds and the adapter a few, so drift between rounds would swamp it.
 
         /// <summary>Unfused generic / fused time of the adapter's share of the layer (layer minus its frozen GEMMs).</summary>
         public double FusionSpeedup => UnfusedAdapterUs / Math.Max(1e-3, FusedAdapterUs);
@@ -300,6 +299,7 @@ internal static class MoraKernelBench
                 samples[v][i] = Stopwatch.GetElapsedTime(t0).TotalMicroseconds / inner[v];
             }
         var med = samples.Select(Median).ToArray();
+        double PairedOverBase(int v) => Median(samples[v].Select((t, i) => t - samples[14][i]).ToArray());
         double hotGeneric = 0, hotFast = 0;
         for (var k = 0; k < 4; k++)
         {
@@ -311,7 +311,8 @@ internal static class MoraKernelBench
         var choice = device.Backend is Backends.Cpu.CpuBackend cpu ? cpu.ChoiceFor(layer.Fast) : null;
         return new Result(inFeatures, outFeatures, rank, type, layer.Fast.RHat, tokens, specialised,
             med[0], med[1], med[2], med[3], med[4], hotGeneric, hotFast, layer.KernelBytes, med[13], layer.StreamBytes,
-            med[14], med[15], med[16], med[17], med[18], choice?.Use.ToString() ?? "", choice?.BitIdentical.ToString() ?? "");
+            med[14], med[15], med[16], med[17], med[18], PairedOverBase(15), PairedOverBase(16),
+            choice?.Use.ToString() ?? "", choice?.BitIdentical.ToString() ?? "");
     }
 
     private static double Median(double[] xs)
