@@ -401,6 +401,9 @@ public class SgemmTests
         Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(3, 32, 32, 600, 1f, a, 96, b, 64, 0f, c, 64));
         Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(2, 32, 32, 600, 1f, a, 64, b, 64, 31, 0f, c, 64)); // wraps inside a block
         Assert.ThrowsAny<ArgumentException>(() => Sgemm.MultiplyTnBlocks(2, 32, 32, 600, 1f, a, 64, b, 40, 48, 0f, c, 64)); // ldb short of the wrap
+        Sgemm.MultiplyTnBlocks(2, 32, 0, 600, 1f, a, 64, b, 64, 0f, c, 64); // empty blocks: nothing to do
+        Sgemm.MultiplyTnBlocks(2, 0, 32, 600, 1f, a, 64, b, 64, 0f, c, 64);
+        Assert.True(c.All(v => v == 0f), "empty blocks wrote C");
     }
 
     /// <summary>The unpacked paths on awkward sizes, serial and split: few rows times a transposed weight (x·Wᵀ with W [n, k], m ≤ 4: decoding) and many rows times few (n ≤ 16: an adapter's x·Aᵀ), and shapes just past both.</summary>

@@ -30,7 +30,7 @@ internal static unsafe partial class Sgemm
     /// </summary>
     internal static void MultiplyTnBlocks(int batch, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
         ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc) =>
-        MultiplyTnBlocks(batch, m, n, k, alpha, a, lda, b, ldb, batch * n, beta, c, ldc);
+        MultiplyTnBlocks(batch, m, n, k, alpha, a, lda, b, ldb, Math.Max(1, batch * n), beta, c, ldc);
 
     /// <summary>
     /// As <see cref="MultiplyTnBlocks(int, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>
