@@ -9,6 +9,15 @@ namespace MoraEngine.Diagnostics;
 public sealed record StepBenchResult(string Config, string Method, long TrainableParams, long TotalParams, double MedianMs, double MinMs, int Steps, long PoolBuffersAfterWarmup, long PoolBuffersAtEnd, long PeakBytes = 0);
 
 /// <summary>
+/// Two set-ups timed in alternation (<see cref="StepBench.RunPaired"/>): each one's steps, and the median and quartiles
+/// of the per-round differences, method minus baseline.
+/// </summary>
+/// <remarks>The ratios (method over baseline, per round) do not grow with a load that slows every step alike; the
+/// differences in milliseconds do.</remarks>
+public sealed record PairedStepBenchResult(StepBenchResult Method, StepBenchResult Baseline, double DeltaMedianMs, double DeltaQ25Ms, double DeltaQ75Ms,
+    double RatioMedian, double RatioQ25, double RatioQ75);
+
+/// <summary>
 /// Times full training steps (forward, backward, AdamW) of a model on random byte data: the measurement behind
 /// <c>mora bench step</c> and the BenchmarkDotNet step suite.
 /// </summary>
@@ -28,6 +37,61 @@ public static class StepBench
     {
         device ??= Device.Cpu;
         if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), "StepBench: at least one timed step.");
+        var (model, trainer) = Build(config, batch, prepare, device, time);
+        for (var i = 0; i < warmup; i++) trainer.TrainStep();
+        var poolAfterWarmup = device.Pool.Created;
+        var times = new double[steps];
+        for (var i = 0; i < steps; i++) times[i] = TimedStep(trainer);
+        return Result(configName, method, model, times, poolAfterWarmup, device);
+    }
+
+    /// <summary>
+    /// Times two set-ups of the same model in one process, their steps alternating (A B, then B A, …), so that both see
+    /// the same load: the per-round differences (method minus baseline) are far steadier on a shared machine than the
+    /// difference of two separate runs. Used for an adapter's cost over the frozen floor.
+    /// </summary>
+    /// <param name="baselineMethod">Name shown in results for the baseline.</param>
+    /// <param name="prepareBaseline">Adjusts the baseline model before training.</param>
+    /// <param name="steps">Timed steps of each set-up (one per round).</param>
+    public static PairedStepBenchResult RunPaired(ModelConfig config, string configName, string method, string baselineMethod, int batch, int warmup, int steps,
+        Action<TransformerModel>? prepare, Action<TransformerModel>? prepareBaseline, Device? device = null, int? time = null)
+    {
+        device ??= Device.Cpu;
+        if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), "StepBench: at least one timed step.");
+        var (model, trainer) = Build(config, batch, prepare, device, time);
+        var (baseModel, baseTrainer) = Build(config, batch, prepareBaseline, device, time);
+        for (var i = 0; i < warmup; i++)
+        {
+            trainer.TrainStep();
+            baseTrainer.TrainStep();
+        }
+        var poolAfterWarmup = device.Pool.Created;
+        double[] times = new double[steps], baseTimes = new double[steps], deltas = new double[steps], ratios = new double[steps];
+        for (var i = 0; i < steps; i++)
+        {
+            if (i % 2 == 0)
+            {
+                times[i] = TimedStep(trainer);
+                baseTimes[i] = TimedStep(baseTrainer);
+            }
+            else
+            {
+                baseTimes[i] = TimedStep(baseTrainer);
+                times[i] = TimedStep(trainer);
+            }
+            deltas[i] = times[i] - baseTimes[i];
+            ratios[i] = times[i] / baseTimes[i];
+        }
+        Array.Sort(deltas);
+        Array.Sort(ratios);
+        return new PairedStepBenchResult(
+            Result(configName, method, model, times, poolAfterWarmup, device),
+            Result(configName, baselineMethod, baseModel, baseTimes, poolAfterWarmup, device),
+            Median(deltas), Quantile(deltas, 0.25), Quantile(deltas, 0.75), Median(ratios), Quantile(ratios, 0.25), Quantile(ratios, 0.75));
+    }
+
+    private static (TransformerModel Model, Trainer Trainer) Build(ModelConfig config, int batch, Action<TransformerModel>? prepare, Device device, int? time)
+    {
         var model = new TransformerModel(config, seed: 1);
         prepare?.Invoke(model);
         model.To(device);
@@ -36,20 +100,38 @@ public static class StepBench
         for (var i = 0; i < text.Length; i++) text[i] = (byte)rng.NextInt(config.VocabSize);
         var data = new TextBatchSource(text, 3);
         var opt = new AdamW(model.TrainableParameters(), lr: 3e-4f, weightDecay: 0.1f);
-        var trainer = new Trainer(model, opt, new ConstantLr(3e-4f), data, new TrainerOptions { BatchSize = batch, Time = time ?? config.Context });
-        for (var i = 0; i < warmup; i++) trainer.TrainStep();
-        var poolAfterWarmup = device.Pool.Created;
-        var times = new double[steps];
-        for (var i = 0; i < steps; i++)
-        {
-            var sw = Stopwatch.StartNew();
-            trainer.TrainStep();
-            times[i] = sw.Elapsed.TotalMilliseconds;
-        }
-        Array.Sort(times);
-        var median = steps % 2 == 1 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+        return (model, new Trainer(model, opt, new ConstantLr(3e-4f), data, new TrainerOptions { BatchSize = batch, Time = time ?? config.Context }));
+    }
+
+    private static double TimedStep(Trainer trainer)
+    {
+        var sw = Stopwatch.StartNew();
+        trainer.TrainStep();
+        return sw.Elapsed.TotalMilliseconds;
+    }
+
+    private static StepBenchResult Result(string configName, string method, TransformerModel model, double[] times, long poolAfterWarmup, Device device)
+    {
+        var sorted = (double[])times.Clone();
+        Array.Sort(sorted);
         using var self = Process.GetCurrentProcess();
         self.Refresh();
-        return new StepBenchResult(configName, method, model.TrainableParameterCount(), model.ParameterCount(), median, times[0], steps, poolAfterWarmup, device.Pool.Created, self.PeakWorkingSet64);
+        return new StepBenchResult(configName, method, model.TrainableParameterCount(), model.ParameterCount(), Median(sorted), sorted[0], sorted.Length,
+            poolAfterWarmup, device.Pool.Created, self.PeakWorkingSet64);
+    }
+
+    /// <summary>Median of sorted values.</summary>
+    private static double Median(double[] sorted)
+    {
+        var n = sorted.Length;
+        return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
+    }
+
+    /// <summary>Quantile q of sorted values, linear between neighbours.</summary>
+    private static double Quantile(double[] sorted, double q)
+    {
+        var at = q * (sorted.Length - 1);
+        int lo = (int)Math.Floor(at), hi = Math.Min(sorted.Length - 1, lo + 1);
+        return sorted[lo] + (at - lo) * (sorted[hi] - sorted[lo]);
     }
 }

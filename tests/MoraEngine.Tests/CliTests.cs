@@ -64,6 +64,30 @@ public class CliTests
         Assert.Equal(2, Run("bench", "step", "--config", "no-such-preset").Code);
     }
 
+    /// <summary>
+    /// <c>bench step --against</c> times a second set-up in the same process: both medians, and the per-step differences'
+    /// and ratios with their quartiles, in order; the method itself or an unknown one is refused.
+    /// </summary>
+    [Fact]
+    public void BenchStep_Against_ReportsThePairedDifference()
+    {
+        var (code, output) = Run("bench", "step", "--config", "small-cpu", "--batch", "2", "--seq", "16", "--method", "lora", "--against", "frozen",
+            "--steps", "5", "--warmup", "1", "--device", "cpu", "--json");
+        Assert.Equal(0, code);
+        using var doc = System.Text.Json.JsonDocument.Parse(output.Trim());
+        var e = doc.RootElement;
+        double D(string name) => e.GetProperty(name).GetDouble();
+        Assert.Equal("lora", e.GetProperty("method").GetString());
+        Assert.Equal("frozen", e.GetProperty("against").GetString());
+        Assert.True(D("against_min_ms") > 0 && D("against_min_ms") <= D("against_ms_per_step"));
+        Assert.True(D("delta_q25_ms") <= D("delta_ms") && D("delta_ms") <= D("delta_q75_ms"), output);
+        Assert.True(D("ratio") > 0 && D("ratio_q25") <= D("ratio") && D("ratio") <= D("ratio_q75"), output);
+        // A step that trains the adapters does more than the floor's: the ratio cannot sit far below 1.
+        Assert.True(D("ratio_q75") > 0.5, output);
+        Assert.Equal(2, Run("bench", "step", "--config", "small-cpu", "--method", "lora", "--against", "lora").Code);
+        Assert.Equal(2, Run("bench", "step", "--config", "small-cpu", "--method", "lora", "--against", "nonsense").Code);
+    }
+
     [Fact]
     public void BenchOps_Json_TimesEveryOp()
     {

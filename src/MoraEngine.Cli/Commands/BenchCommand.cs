@@ -62,10 +62,11 @@ internal static class BenchCommand
         var target = new Option<string?>("--target") { Description = "Adapter target layers, comma-separated (default: every linear layer but the head)." };
         var steps = new Option<int>("--steps") { Description = "Timed steps (median reported).", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps.", DefaultValueFactory = _ => 3 };
+        var against = new Option<string?>("--against") { Description = "A second method (fft, lora, mora or frozen, with the same rank, MoRA type and targets) timed in the same process, steps alternating: reports the median and quartiles of the per-step differences, which a shared machine's load moves far less than two separate runs. --against frozen gives the adapter's cost over the floor." };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
         var device = CliDevice.Option();
         var tf32 = CliDevice.Tf32Option();
-        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, seq, target, steps, warmup, json, device, tf32 };
+        var cmd = new Command("step", "Median milliseconds of a full training step (forward, backward, AdamW).") { config, method, rank, moraType, batch, seq, target, steps, warmup, against, json, device, tf32 };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             var configName = r.GetValue(config)!;
@@ -74,7 +75,7 @@ internal static class BenchCommand
             var rk = r.GetValue(rank);
             var mt = r.GetValue(moraType);
             var targets = r.GetValue(target)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? AdapterConfig.DefaultTargets(cfg);
-            Action<TransformerModel>? prepare = m switch
+            Action<TransformerModel>? Prepare(string m) => m switch
             {
                 "fft" => null,
                 // The floor under every adapter: all linear layers frozen, nothing added (norms and embeddings train,
@@ -89,8 +90,12 @@ internal static class BenchCommand
                 },
                 "lora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Lora, Rank = rk, TargetModules = targets }),
                 "mora" => model => AdaptedModel.Wrap(model, new AdapterConfig { Method = AdapterMethod.Mora, Rank = rk, MoraType = (MoraType)mt, TargetModules = targets }),
-                _ => throw new ArgumentException($"--method '{m}' is not known (fft, frozen, lora, mora)."),
+                _ => throw new ArgumentException($"method '{m}' is not known (fft, frozen, lora, mora)."),
             };
+            var prepare = Prepare(m);
+            var baseline = r.GetValue(against);
+            var prepareBaseline = baseline == null ? null : Prepare(baseline);
+            if (baseline == m) throw new ArgumentException($"--against {baseline} is the method itself: compare two different methods.");
             if (m == "mora" && !Enum.IsDefined((MoraType)mt)) throw new ArgumentException($"--mora-type {mt} is not known (0, 1, 2, 3, 4, 6).");
             var dev = CliDevice.Resolve(r.GetValue(device)!);
             var useTf32 = CliDevice.ApplyTf32(dev, r.GetValue(tf32));
@@ -98,7 +103,9 @@ internal static class BenchCommand
             if (rows <= 0) throw new ArgumentException($"--batch must be positive, got {rows}.");
             var seqLen = r.GetValue(seq);
             if (seqLen is { } sl && (sl < 1 || sl > cfg.Context)) throw new ArgumentException($"--seq must be in [1, {cfg.Context}], got {sl}.");
-            var res = StepBench.Run(cfg, configName, m, rows, r.GetValue(warmup), r.GetValue(steps), prepare, dev, seqLen);
+            var paired = baseline == null ? null
+                : StepBench.RunPaired(cfg, configName, m, baseline, rows, r.GetValue(warmup), r.GetValue(steps), prepare, prepareBaseline, dev, seqLen);
+            var res = paired?.Method ?? StepBench.Run(cfg, configName, m, rows, r.GetValue(warmup), r.GetValue(steps), prepare, dev, seqLen);
             var loraParams = m is "fft" or "frozen" ? 0 : AdapterBudget.LoraParameters(cfg, rk, targets);
             if (r.GetValue(json))
                 Console.WriteLine(JsonSerializer.Serialize(new
@@ -108,12 +115,30 @@ internal static class BenchCommand
                     trainable_params = res.TrainableParams, ms_per_step = Math.Round(res.MedianMs, 2), min_ms = Math.Round(res.MinMs, 2),
                     pool_buffers_after_warmup = res.PoolBuffersAfterWarmup, pool_buffers_at_end = res.PoolBuffersAtEnd,
                     seq = seqLen ?? cfg.Context, peak_bytes = res.PeakBytes, tf32 = useTf32,
+                    against = baseline,
+                    against_ms_per_step = paired == null ? (double?)null : Math.Round(paired.Baseline.MedianMs, 2),
+                    against_min_ms = paired == null ? (double?)null : Math.Round(paired.Baseline.MinMs, 2),
+                    delta_ms = paired == null ? (double?)null : Math.Round(paired.DeltaMedianMs, 2),
+                    delta_q25_ms = paired == null ? (double?)null : Math.Round(paired.DeltaQ25Ms, 2),
+                    delta_q75_ms = paired == null ? (double?)null : Math.Round(paired.DeltaQ75Ms, 2),
+                    ratio = paired == null ? (double?)null : Math.Round(paired.RatioMedian, 4),
+                    ratio_q25 = paired == null ? (double?)null : Math.Round(paired.RatioQ25, 4),
+                    ratio_q75 = paired == null ? (double?)null : Math.Round(paired.RatioQ75, 4),
                 }));
             else
             {
                 AnsiConsole.MarkupLine($"step {Markup.Escape(res.Config)} on {Markup.Escape(dev.Name)}{(useTf32 ? " (TF32)" : "")}, batch {rows}: {res.Method}{(m is "fft" or "frozen" ? "" : $" r={rk}")}{(m == "mora" ? $" type {mt}" : "")}: [bold]{res.MedianMs.ToString("F1", CultureInfo.InvariantCulture)}[/] ms/step (median of {res.Steps}, min {res.MinMs.ToString("F1", CultureInfo.InvariantCulture)}), {res.TrainableParams:N0} trainable of {res.TotalParams:N0} parameters, peak memory {res.PeakBytes / 1048576.0:F0} MiB");
                 if (m == "mora")
                     AnsiConsole.MarkupLine($"  LoRA at r={rk} would train {loraParams:N0}: MoRA/LoRA = {(double)res.TrainableParams / loraParams:F4}");
+                if (paired != null)
+                {
+                    string F(double v) => v.ToString("F1", CultureInfo.InvariantCulture);
+                    AnsiConsole.MarkupLine($"  against {Markup.Escape(baseline!)}, steps alternating: {F(paired.Baseline.MedianMs)} ms/step (min {F(paired.Baseline.MinMs)}); " +
+                        $"per step, {Markup.Escape(m)} minus {Markup.Escape(baseline!)}: median [bold]{F(paired.DeltaMedianMs)}[/] ms (quartiles {F(paired.DeltaQ25Ms)} to {F(paired.DeltaQ75Ms)}); " +
+                        $"{Markup.Escape(m)} over {Markup.Escape(baseline!)}: median [bold]{paired.RatioMedian.ToString("F3", CultureInfo.InvariantCulture)}[/]× " +
+                        $"(quartiles {paired.RatioQ25.ToString("F3", CultureInfo.InvariantCulture)} to {paired.RatioQ75.ToString("F3", CultureInfo.InvariantCulture)}), " +
+                        $"the difference {F(100 * (1 - 1 / paired.RatioMedian))}% of the step");
+                }
             }
             return 0;
         }));
