@@ -75,9 +75,9 @@ internal static unsafe partial class Sgemm
     }
 
     /// <summary>
-    /// c[j] = alpha·s[j] (+ beta·c[j]) for j &lt; n ≤ 8. The eight sums are read back as the vector they were stored as:
-    /// reading them one float at a time misses store forwarding, about 15 cycles each, which cost more than the
-    /// three rows' arithmetic (three rows of 256: 87 ns, 249 ns with scalar stores).
+    /// c[j] = alpha·s[j] (+ beta·c[j]) for j &lt; n, 1 ≤ n ≤ 8. The eight sums are read back as the vector they were
+    /// stored as: reading them one float at a time misses store forwarding, about 15 cycles each, which cost more than
+    /// the three rows' arithmetic (three rows of 256: 87 ns, 249 ns with scalar stores).
     /// </summary>
     private static void Narrow512Store(float* c, float* s, int n, float alpha, float beta)
     {
@@ -87,9 +87,25 @@ internal static unsafe partial class Sgemm
             Vector256.Store(beta == 0f ? sum * alpha : Fma.MultiplyAdd(sum, Vector256.Create(alpha), Vector256.Load(c) * beta), c);
             return;
         }
-        // n < 8: masked, so that C's columns past n are neither read nor written.
-        var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(n)).AsSingle();
-        Avx.MaskStore(c, mask, beta == 0f ? sum * alpha : Fma.MultiplyAdd(sum, Vector256.Create(alpha), Avx.MaskLoad(c, mask) * beta));
+        // n < 8: C's columns past n are neither read nor written, and the lanes go out of registers one by one (a
+        // masked store costs more here).
+        if (beta != 0f)
+        {
+            var old = Vector256.Create(c[0], n > 1 ? c[1] : 0f, n > 2 ? c[2] : 0f, n > 3 ? c[3] : 0f,
+                n > 4 ? c[4] : 0f, n > 5 ? c[5] : 0f, n > 6 ? c[6] : 0f, 0f);
+            sum = Fma.MultiplyAdd(sum, Vector256.Create(alpha), old * beta);
+        }
+        else sum *= alpha;
+        var lo = sum.GetLower();
+        c[0] = lo.ToScalar();
+        if (n > 1) c[1] = lo.GetElement(1);
+        if (n > 2) c[2] = lo.GetElement(2);
+        if (n > 3) c[3] = lo.GetElement(3);
+        if (n <= 4) return;
+        var hi = sum.GetUpper();
+        c[4] = hi.ToScalar();
+        if (n > 5) c[5] = hi.GetElement(1);
+        if (n > 6) c[6] = hi.GetElement(2);
     }
 
     /// <summary>
