@@ -86,43 +86,58 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>x = softmax(x) over n values, with Simd.Exp (deterministic: fixed summation order).</summary>
+    /// <remarks>
+    /// Lanes leave the registers by constant index, never through a vector stored to memory and read back one float
+    /// at a time: each such read misses store forwarding (128 causal rows of 1 to 128 values: 16.6 → 11.2 µs).
+    /// </remarks>
     private static unsafe void SoftmaxRow(float* x, int n)
     {
+        int full = n & ~7, tail = n - full;
         var j = 0;
         var max = float.NegativeInfinity;
-        if (n >= 8)
+        if (full > 0)
         {
             var vm = Vector256.Load(x);
-            for (j = 8; j + 8 <= n; j += 8) vm = Vector256.Max(vm, Vector256.Load(x + j));
-            for (var l = 0; l < 8; l++) max = MathF.Max(max, vm.GetElement(l));
+            for (j = 8; j < full; j += 8) vm = Vector256.Max(vm, Vector256.Load(x + j));
+            var m4 = Vector128.Max(vm.GetLower(), vm.GetUpper());
+            m4 = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(2, 3, 0, 1)));
+            max = Vector128.Max(m4, Vector128.Shuffle(m4, Vector128.Create(1, 0, 3, 2))).ToScalar();
         }
         for (; j < n; j++) max = MathF.Max(max, x[j]);
 
         var vmax = Vector256.Create(max);
         var vs = Vector256<float>.Zero;
-        for (j = 0; j + 8 <= n; j += 8)
+        for (j = 0; j < full; j += 8)
         {
             var e = Simd.Exp(Vector256.Load(x + j) - vmax);
             e.Store(x + j);
             vs += e;
         }
         var sum = Vector256.Sum(vs);
-        if (j < n)
+        if (tail > 0)
         {
-            // The tail goes through the same vector exp (padded lanes discarded) so every element is computed alike.
-            var t = stackalloc float[8];
-            for (var l = 0; l < 8; l++) t[l] = j + l < n ? x[j + l] - max : 0f;
-            Simd.Exp(Vector256.Load(t)).Store(t);
-            for (var l = 0; j + l < n; l++)
+            // The tail goes through the same vector exp (padded lanes discarded) so every element is computed alike,
+            // and is added to the sum in order.
+            float* t = x + j;
+            var e = Simd.Exp(Vector256.Create(t[0] - max, tail > 1 ? t[1] - max : 0f, tail > 2 ? t[2] - max : 0f,
+                tail > 3 ? t[3] - max : 0f, tail > 4 ? t[4] - max : 0f, tail > 5 ? t[5] - max : 0f, tail > 6 ? t[6] - max : 0f, 0f));
+            var lo = e.GetLower();
+            sum += t[0] = lo.ToScalar();
+            if (tail > 1) sum += t[1] = lo.GetElement(1);
+            if (tail > 2) sum += t[2] = lo.GetElement(2);
+            if (tail > 3) sum += t[3] = lo.GetElement(3);
+            if (tail > 4)
             {
-                x[j + l] = t[l];
-                sum += t[l];
+                var hi = e.GetUpper();
+                sum += t[4] = hi.ToScalar();
+                if (tail > 5) sum += t[5] = hi.GetElement(1);
+                if (tail > 6) sum += t[6] = hi.GetElement(2);
             }
         }
 
         var invS = 1f / sum;
         var inv = Vector256.Create(invS);
-        for (j = 0; j + 8 <= n; j += 8) (Vector256.Load(x + j) * inv).Store(x + j);
+        for (j = 0; j < full; j += 8) (Vector256.Load(x + j) * inv).Store(x + j);
         for (; j < n; j++) x[j] *= invS;
     }
 
