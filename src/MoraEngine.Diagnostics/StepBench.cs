@@ -53,6 +53,8 @@ public static class StepBench
     /// <param name="baselineMethod">Name shown in results for the baseline.</param>
     /// <param name="prepareBaseline">Adjusts the baseline model before training.</param>
     /// <param name="steps">Timed steps of each set-up (one per round).</param>
+    /// <param name="warmup">Untimed rounds first (at least two: after the first, the device's pool is allowed to keep
+    /// both set-ups' buffers, about twice one step's working set, until the call returns).</param>
     public static PairedStepBenchResult RunPaired(ModelConfig config, string configName, string method, string baselineMethod, int batch, int warmup, int steps,
         Action<TransformerModel>? prepare, Action<TransformerModel>? prepareBaseline, Device? device = null, int? time = null)
     {
@@ -60,11 +62,31 @@ public static class StepBench
         if (steps < 1) throw new ArgumentOutOfRangeException(nameof(steps), "StepBench: at least one timed step.");
         var (model, trainer) = Build(config, batch, prepare, device, time);
         var (baseModel, baseTrainer) = Build(config, batch, prepareBaseline, device, time);
-        for (var i = 0; i < warmup; i++)
+        // The pool keeps free buffers up to one step's working set; two models alternating need both sets kept, or
+        // each step would release the other's buffers and allocate its own again.
+        var pool = device.Pool;
+        var minFree = pool.MinFreeBytes;
+        try
         {
             trainer.TrainStep();
             baseTrainer.TrainStep();
+            pool.MinFreeBytes = Math.Max(minFree, 2 * pool.PeakInUseBytes);
+            for (var i = 1; i < Math.Max(2, warmup); i++)
+            {
+                trainer.TrainStep();
+                baseTrainer.TrainStep();
+            }
+            return TimePaired(configName, method, baselineMethod, steps, device, model, trainer, baseModel, baseTrainer);
         }
+        finally
+        {
+            pool.MinFreeBytes = minFree;
+        }
+    }
+
+    private static PairedStepBenchResult TimePaired(string configName, string method, string baselineMethod, int steps, Device device,
+        TransformerModel model, Trainer trainer, TransformerModel baseModel, Trainer baseTrainer)
+    {
         var poolAfterWarmup = device.Pool.Created;
         double[] times = new double[steps], baseTimes = new double[steps], deltas = new double[steps], ratios = new double[steps];
         for (var i = 0; i < steps; i++)

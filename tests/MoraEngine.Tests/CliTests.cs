@@ -66,7 +66,8 @@ public class CliTests
 
     /// <summary>
     /// <c>bench step --against</c> times a second set-up in the same process: both medians, and the per-step differences'
-    /// and ratios with their quartiles, in order; the method itself or an unknown one is refused.
+    /// and ratios with their quartiles, in order, with no buffer allocated while the steps are timed; the method itself
+    /// or an unknown one is refused.
     /// </summary>
     [Fact]
     public void BenchStep_Against_ReportsThePairedDifference()
@@ -84,6 +85,8 @@ public class CliTests
         Assert.True(D("ratio") > 0 && D("ratio_q25") <= D("ratio") && D("ratio") <= D("ratio_q75"), output);
         // A step that trains the adapters does more than the floor's: the ratio cannot sit far below 1.
         Assert.True(D("ratio_q75") > 0.5, output);
+        // The two models' buffers are both kept: nothing is allocated once the steps are timed.
+        Assert.Equal(e.GetProperty("pool_buffers_after_warmup").GetInt64(), e.GetProperty("pool_buffers_at_end").GetInt64());
         Assert.Equal(2, Run("bench", "step", "--config", "small-cpu", "--method", "lora", "--against", "lora").Code);
         Assert.Equal(2, Run("bench", "step", "--config", "small-cpu", "--method", "lora", "--against", "nonsense").Code);
     }
