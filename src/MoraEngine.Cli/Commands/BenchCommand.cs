@@ -62,7 +62,7 @@ internal static class BenchCommand
         var target = new Option<string?>("--target") { Description = "Adapter target layers, comma-separated (default: every linear layer but the head)." };
         var steps = new Option<int>("--steps") { Description = "Timed steps (median reported).", DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed warm-up steps.", DefaultValueFactory = _ => 3 };
-        var against = new Option<string?>("--against") { Description = "A second method (fft, lora, mora or frozen, with the same rank, MoRA type and targets) timed in the same process, steps alternating: reports the median and quartiles of the per-step differences, which a shared machine's load moves far less than two separate runs. --against frozen gives the adapter's cost over the floor." };
+        var against = new Option<string?>("--against") { Description = "A second method (fft, lora, mora or frozen, with the same rank, MoRA type and targets) timed in the same process, steps alternating: reports the median and quartiles of the per-step differences and ratios, which a shared machine's load moves far less than two separate runs. --against frozen gives the adapter's cost over the floor." };
         var json = new Option<bool>("--json") { Description = "One JSON object per line." };
         var device = CliDevice.Option();
         var tf32 = CliDevice.Tf32Option();
