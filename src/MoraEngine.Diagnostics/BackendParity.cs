@@ -169,6 +169,7 @@ internal static class BackendParity
         list.Add(("dropout", false, Dropout));
         list.Add(("attention", false, c => Attention(c, 2, 13, 3, 6)));
         list.Add(("attention-large", true, c => Attention(c, 4, 128, 8, 64)));
+        list.Add(("attention-fused-qkv", false, c => AttentionFusedQkv(c, 2, 13, 3, 6)));
         list.Add(("rope", false, Rope));
         list.Add(("copy-columns", false, CopyColumns));
         foreach (var t in new[] { MoraType.Truncation, MoraType.Sharing, MoraType.Interleave, MoraType.InterleaveTile, MoraType.SharingInterleave, MoraType.Rope })
@@ -513,7 +514,7 @@ internal static class BackendParity
         var o = c.Rand(batch, seq, D);
         var p = c.Rand(batch, heads, seq, seq);
         var scale = 1f / MathF.Sqrt(hd);
-        c.Both((be, t) => be.CausalAttention(t(q), t(k), t(v), t(o), t(p), batch, seq, heads, hd, scale));
+        c.Both((be, t) => be.CausalAttention(t(q), t(k), t(v), D, t(o), t(p), batch, seq, heads, hd, scale));
         c.Check("output", o, 1e-5);
         c.Check("probs (lower triangle)", p, 1e-5, i => i % seq <= i / seq % seq);
         foreach (var acc in new[] { false, true })
@@ -522,7 +523,7 @@ internal static class BackendParity
             var gq = c.Rand(batch, seq, D);
             var gk = c.Rand(batch, seq, D);
             var gv = c.Rand(batch, seq, D);
-            c.Both((be, t) => be.CausalAttentionBackward(t(q), t(k), t(v), t(p), t(go), t(gq), acc, t(gk), acc, t(gv), acc, batch, seq, heads, hd, scale));
+            c.Both((be, t) => be.CausalAttentionBackward(t(q), t(k), t(v), D, t(p), t(go), t(gq), acc, t(gk), acc, t(gv), acc, batch, seq, heads, hd, scale));
             c.Check($"dQ acc {acc}", gq, 1e-5);
             c.Check($"dK acc {acc}", gk, 1e-5);
             c.Check($"dV acc {acc}", gv, 1e-5);
@@ -530,8 +531,30 @@ internal static class BackendParity
         // One shared gradient buffer for q, k and v (self-attention on one tensor): written by dQ, then added to.
         var go2 = c.Rand(batch, seq, D);
         var g = c.Rand(batch, seq, D);
-        c.Both((be, t) => be.CausalAttentionBackward(t(q), t(k), t(v), t(p), t(go2), t(g), false, t(g), true, t(g), true, batch, seq, heads, hd, scale));
+        c.Both((be, t) => be.CausalAttentionBackward(t(q), t(k), t(v), D, t(p), t(go2), t(g), false, t(g), true, t(g), true, batch, seq, heads, hd, scale));
         c.Check("shared gradient", g, 1e-5);
+    }
+
+    /// <summary>q, k and v as the column thirds of one [batch, seq, 3·D] tensor, rows 3·D apart; gradients likewise.</summary>
+    private static void AttentionFusedQkv(Ctx c, int batch, int seq, int heads, int hd)
+    {
+        var D = heads * hd;
+        Tensor Third(Tensor x, int i) => x.ViewOf(x.Offset + i * D, [batch, seq, D], false);
+        var qkv = c.Rand(batch, seq, 3 * D);
+        var o = c.Rand(batch, seq, D);
+        var p = c.Rand(batch, heads, seq, seq);
+        var scale = 1f / MathF.Sqrt(hd);
+        c.Both((be, t) => be.CausalAttention(Third(t(qkv), 0), Third(t(qkv), 1), Third(t(qkv), 2), 3 * D, t(o), t(p), batch, seq, heads, hd, scale));
+        c.Check("output", o, 1e-5);
+        c.Check("probs (lower triangle)", p, 1e-5, i => i % seq <= i / seq % seq);
+        foreach (var acc in new[] { false, true })
+        {
+            var go = c.Rand(batch, seq, D);
+            var g = c.Rand(batch, seq, 3 * D);
+            c.Both((be, t) => be.CausalAttentionBackward(Third(t(qkv), 0), Third(t(qkv), 1), Third(t(qkv), 2), 3 * D, t(p), t(go),
+                Third(t(g), 0), acc, Third(t(g), 1), acc, Third(t(g), 2), acc, batch, seq, heads, hd, scale));
+            c.Check($"dQKV acc {acc}", g, 1e-5);
+        }
     }
 
     private static void Rope(Ctx c)

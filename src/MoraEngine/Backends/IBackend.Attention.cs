@@ -7,16 +7,19 @@ public partial interface IBackend
     /// <paramref name="output"/> are [batch, seq, heads·headDim]; head h owns columns [h·headDim, (h+1)·headDim).
     /// Per (batch, head): P = softmax(scale·Q·Kᵀ, causal), output = P·V. <paramref name="probs"/> [batch, heads, seq, seq]
     /// receives P for backward; only its lower triangle (plus zeros inside the 4×4 diagonal blocks) is written.
+    /// Rows of q, k and v are <paramref name="qkvStride"/> floats apart from their first elements: heads·headDim for
+    /// separate tensors, 3·heads·headDim for views at columns 0, D and 2D of one fused [batch, seq, 3·D] projection.
     /// </summary>
-    void CausalAttention(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs,
+    void CausalAttention(Tensor q, Tensor k, Tensor v, int qkvStride, Tensor output, Tensor probs,
         int batch, int seq, int heads, int headDim, float scale);
 
     /// <summary>
     /// Backward of <see cref="CausalAttention"/>: dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO with
     /// dS = P∘(dO·Vᵀ − rowsum(P∘(dO·Vᵀ))). A null gradient is skipped; each is written or, with its accumulate flag,
-    /// added. When gradients share a buffer they are applied in the order dQ, dK, dV.
+    /// added. When gradients share a buffer they are applied in the order dQ, dK, dV. q, k, v and the three gradients
+    /// have rows <paramref name="qkvStride"/> apart; <paramref name="gradOutput"/>'s are heads·headDim apart.
     /// </summary>
-    void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor gradOutput,
+    void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, int qkvStride, Tensor probs, Tensor gradOutput,
         Tensor? gradQ, bool accumulateQ, Tensor? gradK, bool accumulateK, Tensor? gradV, bool accumulateV,
         int batch, int seq, int heads, int headDim, float scale);
 

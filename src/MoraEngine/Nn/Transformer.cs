@@ -99,6 +99,8 @@ public sealed class CausalSelfAttention : Module
     /// <summary>x [B, T, D] → [B, T, D].</summary>
     public Tensor Forward(Tensor x)
     {
+        // A fused projection without rotation or shared key/value heads feeds the attention as it is.
+        if (Qkv != null && !_rope && _kvHeads == _heads) return O.Forward(Ops.CausalSelfAttentionQkv(Qkv.Forward(x), _heads));
         var (q, k, v) = Project(x, 0);
         if (_kvHeads != _heads)
         {

@@ -29,7 +29,7 @@ public static partial class Ops
         var output = Tensor.Empty(q.Device, [B, T, D]);
         var probs = Tensor.Empty(q.Device, [B, heads, T, T]);
         var be = q.Device.Backend;
-        be.CausalAttention(q, k, v, output, probs, B, T, heads, hd, scale);
+        be.CausalAttention(q, k, v, D, output, probs, B, T, heads, hd, scale);
 
         if (Graph.Needs([q, k, v]))
             Graph.Record("CausalSelfAttention", output, [q, k, v], gy =>
@@ -40,10 +40,51 @@ public static partial class Ops
                 if (q.RequiresGrad) (gq, aq) = Graph.GradSlot(q);
                 if (k.RequiresGrad) (gk, ak) = Graph.GradSlot(k);
                 if (v.RequiresGrad) (gv, av) = Graph.GradSlot(v);
-                be.CausalAttentionBackward(q, k, v, probs, gy, gq, aq, gk, ak, gv, av, B, T, heads, hd, scale);
+                be.CausalAttentionBackward(q, k, v, D, probs, gy, gq, aq, gk, ak, gv, av, B, T, heads, hd, scale);
             });
         return output;
     }
+
+    /// <summary>
+    /// <see cref="CausalSelfAttention(Tensor, Tensor, Tensor, int)"/> of one fused projection <paramref name="qkv"/>
+    /// [B, T, 3·D] whose rows hold q, k and v side by side (GPT-2's <c>c_attn</c>). The three are read in place and
+    /// their gradients written into the columns of qkv's gradient: the same result as
+    /// <see cref="Split"/> followed by the three-input op, without its three copies forward and its zeroed gradient
+    /// and three strided adds backward.
+    /// </summary>
+    public static Tensor CausalSelfAttentionQkv(Tensor qkv, int heads)
+    {
+        if (qkv.Rank != 3 || qkv.Dim(2) % 3 != 0)
+            throw new ArgumentException($"CausalSelfAttentionQkv: expects qkv of shape [B, T, 3·D], got {qkv.ShapeText}.", nameof(qkv));
+        int B = qkv.Dim(0), T = qkv.Dim(1), D = qkv.Dim(2) / 3;
+        if (heads <= 0 || D % heads != 0)
+            throw new ArgumentException($"CausalSelfAttentionQkv: model width {D} of {qkv.ShapeText} is not divisible by {heads} heads.", nameof(heads));
+        var hd = D / heads;
+        qkv = Contiguous(qkv);
+        var (q, k, v) = ColumnThirds(qkv, B, T, D);
+        var scale = hd == 0 ? 1f : 1f / MathF.Sqrt(hd);
+        var output = Tensor.Empty(qkv.Device, [B, T, D]);
+        var probs = Tensor.Empty(qkv.Device, [B, heads, T, T]);
+        var be = qkv.Device.Backend;
+        be.CausalAttention(q, k, v, 3 * D, output, probs, B, T, heads, hd, scale);
+
+        if (Graph.Needs(qkv))
+            Graph.Record("CausalSelfAttentionQkv", output, [qkv], gy =>
+            {
+                // The three gradients fill disjoint columns, so a fresh slot needs no zeroing.
+                var (g, acc) = Graph.GradSlot(qkv);
+                var (gq, gk, gv) = ColumnThirds(g, B, T, D);
+                be.CausalAttentionBackward(q, k, v, 3 * D, probs, gy, gq, acc, gk, acc, gv, acc, B, T, heads, hd, scale);
+            });
+        return output;
+    }
+
+    /// <summary>
+    /// Views of x [B, T, 3·D] starting at columns 0, D and 2D, for kernels that step its rows by 3·D: each view's own
+    /// shape [B, T, D] names its logical size, not a contiguous block.
+    /// </summary>
+    private static (Tensor, Tensor, Tensor) ColumnThirds(Tensor x, int B, int T, int D) =>
+        (x.ViewOf(x.Offset, [B, T, D], false), x.ViewOf(x.Offset + D, [B, T, D], false), x.ViewOf(x.Offset + 2 * D, [B, T, D], false));
 }
 
 public static partial class Ops

@@ -240,6 +240,73 @@ public class AttentionOpsTests
         Assert.Contains("[3, 8]", ex.Message);
     }
 
+    /// <summary>The column third <paramref name="i"/> of a [B, T, 3·D] array as a [B, T, D] one.</summary>
+    private static double[] Third(double[] qkv, int rows, int D, int i)
+    {
+        var r = new double[rows * D];
+        for (var row = 0; row < rows; row++) Array.Copy(qkv, row * 3 * D + i * D, r, row * D, D);
+        return r;
+    }
+
+    [Theory]
+    [InlineData(1, 1, 1, 1)]
+    [InlineData(2, 5, 2, 3)]
+    [InlineData(1, 21, 2, 20)] // crosses the kernel's 16-wide tiles in both T and head dim
+    public void Qkv_GradCheck_MatchesFloat64Reference(int B, int T, int H, int hd)
+    {
+        var D = H * hd;
+        var rng = new Rng((ulong)(B * 1000 + T * 100 + H * 10 + hd + 7));
+        GradCheck.Check(
+            [(GradCheck.Rand(rng, B * T * 3 * D), new[] { B, T, 3 * D })],
+            t => Ops.CausalSelfAttentionQkv(t[0], H),
+            r => Reference(Third(r[0], B * T, D, 0), Third(r[0], B * T, D, 1), Third(r[0], B * T, D, 2), B, T, D, H));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Qkv_SameBitsAsSplitThenAttention(bool qkvReadTwice)
+    {
+        // The fused input read in place must give exactly what the three copies give, forward and backward; read a
+        // second time (qkvReadTwice), its gradient slot already holds a value and the kernel must add to it.
+        const int B = 2, T = 37, H = 3, hd = 20, D = H * hd;
+        var rng = new Rng(21);
+        var x = GradCheck.Rand(rng, B * T * 3 * D);
+        var g = GradCheck.Rand(rng, B * T * D);
+        (float[] Out, float[] Grad) Run(bool fused)
+        {
+            var qkv = Tensor.FromArray((float[])x.Clone(), B, T, 3 * D);
+            qkv.RequiresGrad = true;
+            Tensor o;
+            if (fused) o = Ops.CausalSelfAttentionQkv(qkv, H);
+            else
+            {
+                var parts = Ops.Split(qkv, D, D, D);
+                o = Ops.CausalSelfAttention(parts[0], parts[1], parts[2], H);
+            }
+            var outValues = o.ToArray();
+            if (qkvReadTwice) o = Ops.Add(o, Ops.Split(qkv, D, 2 * D)[0]);
+            o.Backward(Tensor.FromArray(g, B, T, D));
+            return (outValues, qkv.Grad!.ToArray());
+        }
+        var (splitOut, splitGrad) = Run(false);
+        var (fusedOut, fusedGrad) = Run(true);
+        Assert.Equal(splitOut, fusedOut);
+        Assert.Equal(splitGrad, fusedGrad);
+    }
+
+    [Fact]
+    public void Qkv_BadShapes_Throw_NamingOpAndShape()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => Ops.CausalSelfAttentionQkv(Tensor.Zeros(2, 3, 8), 2));
+        Assert.Contains("CausalSelfAttentionQkv", ex.Message);
+        Assert.Contains("[2, 3, 8]", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => Ops.CausalSelfAttentionQkv(Tensor.Zeros(2, 3, 12), 3));
+        Assert.Contains("width 4", ex.Message);
+        ex = Assert.Throws<ArgumentException>(() => Ops.CausalSelfAttentionQkv(Tensor.Zeros(6, 12), 2));
+        Assert.Contains("[6, 12]", ex.Message);
+    }
+
     private static double[] ToDouble(float[] x)
     {
         var d = new double[x.Length];

@@ -32,12 +32,12 @@ public sealed partial class CpuBackend
     private static int AttnGrain(int seq, int headDim) =>
         (int)Math.Max(1, (1L << 18) / Math.Max(1L, (long)seq * seq * Math.Max(1, headDim)));
 
-    public unsafe void CausalAttention(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs,
+    public unsafe void CausalAttention(Tensor q, Tensor k, Tensor v, int qkvStride, Tensor output, Tensor probs,
         int batch, int seq, int heads, int headDim, float scale)
     {
         float[] Q = q.CpuArray, K = k.CpuArray, V = v.CpuArray, O = output.CpuArray, P = probs.CpuArray;
         int qo = q.Offset, ko = k.Offset, vo = v.Offset, oo = output.Offset, po = probs.Offset;
-        int T = seq, hd = headDim, D = heads * headDim;
+        int T = seq, hd = headDim, D = heads * headDim, ld = qkvStride;
         if (T == 0 || hd == 0 || batch == 0 || heads == 0) return;
         int tPad = RoundUp(T, AttnCols), hdPad = RoundUp(hd, AttnCols);
         CpuParallel.For(batch * heads, AttnGrain(T, hd), (p0, p1) =>
@@ -48,26 +48,27 @@ public sealed partial class CpuBackend
                 for (var pair = p0; pair < p1; pair++)
                 {
                     int b = pair / heads, h = pair % heads;
-                    var head = (long)b * T * D + h * hd;
-                    AttentionPairForward(pq + qo + head, pk + ko + head, pv + vo + head, pO + oo + head,
+                    long head = (long)b * T * ld + h * hd, outHead = (long)b * T * D + h * hd;
+                    AttentionPairForward(pq + qo + head, pk + ko + head, pv + vo + head, ld, pO + oo + outHead,
                         pP + po + (long)pair * T * T, ps, ps + hd * tPad, T, hd, D, tPad, hdPad, scale);
                 }
             }
         });
     }
 
-    private static unsafe void AttentionPairForward(float* q, float* k, float* v, float* o, float* p,
+    /// <summary>One (batch, head) pair: q, k and v rows are <paramref name="ld"/> apart, o's rows <paramref name="D"/>.</summary>
+    private static unsafe void AttentionPairForward(float* q, float* k, float* v, int ld, float* o, float* p,
         float* kt, float* vp, int T, int hd, int D, int tPad, int hdPad, float scale)
     {
-        PackTransposed(k, D, T, hd, kt, tPad);
-        PackRows(v, D, T, hd, vp, hdPad);
+        PackTransposed(k, ld, T, hd, kt, tPad);
+        PackRows(v, ld, T, hd, vp, hdPad);
 
         // S = scale·Q·Kᵀ into P, tiles touching the lower triangle only.
         for (var i0 = 0; i0 < T; i0 += AttnRows)
         {
             var iEnd = Math.Min(T, i0 + AttnRows);
             for (var c0 = 0; c0 < iEnd; c0 += AttnCols)
-                AttnTile(q, D, 1, T, i0, 0, hd, kt, tPad, c0, Math.Min(AttnCols, T - c0), p, T, scale, false);
+                AttnTile(q, ld, 1, T, i0, 0, hd, kt, tPad, c0, Math.Min(AttnCols, T - c0), p, T, scale, false);
         }
 
         for (var i = 0; i < T; i++)
@@ -162,7 +163,7 @@ public sealed partial class CpuBackend
         for (var j = i + 1; j < end; j++) m[(long)i * T + j] = 0f;
     }
 
-    public unsafe void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor gradOutput,
+    public unsafe void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, int qkvStride, Tensor probs, Tensor gradOutput,
         Tensor? gradQ, bool accumulateQ, Tensor? gradK, bool accumulateK, Tensor? gradV, bool accumulateV,
         int batch, int seq, int heads, int headDim, float scale)
     {
@@ -172,7 +173,7 @@ public sealed partial class CpuBackend
         float[] GQ = gradQ?.CpuArray ?? [0f], GK = gradK?.CpuArray ?? [0f], GV = gradV?.CpuArray ?? [0f];
         int gqo = gradQ?.Offset ?? 0, gko = gradK?.Offset ?? 0, gvo = gradV?.Offset ?? 0;
         bool wantQ = gradQ != null, wantK = gradK != null, wantV = gradV != null;
-        int T = seq, hd = headDim, D = heads * headDim;
+        int T = seq, hd = headDim, D = heads * headDim, ld = qkvStride;
         if (T == 0 || hd == 0 || batch == 0 || heads == 0) return;
         int tPad = RoundUp(T, AttnCols), hdPad = RoundUp(hd, AttnCols);
         var packLen = Math.Max(hd * tPad, T * hdPad);
@@ -184,9 +185,9 @@ public sealed partial class CpuBackend
                 for (var pair = p0; pair < p1; pair++)
                 {
                     int b = pair / heads, h = pair % heads;
-                    var head = (long)b * T * D + h * hd;
-                    AttentionPairBackward(pq + qo + head, pk + ko + head, pv + vo + head, pP + po + (long)pair * T * T,
-                        pgo + goo + head,
+                    long head = (long)b * T * ld + h * hd, outHead = (long)b * T * D + h * hd;
+                    AttentionPairBackward(pq + qo + head, pk + ko + head, pv + vo + head, ld, pP + po + (long)pair * T * T,
+                        pgo + goo + outHead,
                         wantQ ? pgq + gqo + head : null, accumulateQ,
                         wantK ? pgk + gko + head : null, accumulateK,
                         wantV ? pgv + gvo + head : null, accumulateV,
@@ -196,14 +197,15 @@ public sealed partial class CpuBackend
         });
     }
 
-    private static unsafe void AttentionPairBackward(float* q, float* k, float* v, float* p, float* go,
+    /// <summary>One (batch, head) pair: q, k, v and their gradients' rows are <paramref name="ld"/> apart, dO's <paramref name="D"/>.</summary>
+    private static unsafe void AttentionPairBackward(float* q, float* k, float* v, int ld, float* p, float* go,
         float* gq, bool accQ, float* gk, bool accK, float* gv, bool accV,
         float* ds, float* pack, int T, int hd, int D, int tPad, int hdPad, float scale)
     {
         if (gq != null || gk != null)
         {
             // dP = dO·Vᵀ (lower triangle), then dS = P∘(dP − rowsum(dP∘P)) in place.
-            PackTransposed(v, D, T, hd, pack, tPad);
+            PackTransposed(v, ld, T, hd, pack, tPad);
             for (var i0 = 0; i0 < T; i0 += AttnRows)
             {
                 var iEnd = Math.Min(T, i0 + AttnRows);
@@ -221,21 +223,21 @@ public sealed partial class CpuBackend
         if (gq != null)
         {
             // dQ_i = scale·Σ_{j≤i} dS_ij·K_j
-            PackRows(k, D, T, hd, pack, hdPad);
+            PackRows(k, ld, T, hd, pack, hdPad);
             for (var i0 = 0; i0 < T; i0 += AttnRows)
             {
                 var pEnd = Math.Min(T, i0 + AttnRows);
                 for (var c0 = 0; c0 < hd; c0 += AttnCols)
-                    AttnTile(ds, T, 1, T, i0, 0, pEnd, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gq, D, scale, accQ);
+                    AttnTile(ds, T, 1, T, i0, 0, pEnd, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gq, ld, scale, accQ);
             }
         }
         if (gk != null)
         {
             // dK_j = scale·Σ_{i≥j} dS_ij·Q_i: dS read transposed (row stride 1, column stride T).
-            PackRows(q, D, T, hd, pack, hdPad);
+            PackRows(q, ld, T, hd, pack, hdPad);
             for (var j0 = 0; j0 < T; j0 += AttnRows)
                 for (var c0 = 0; c0 < hd; c0 += AttnCols)
-                    AttnTile(ds, 1, T, T, j0, j0, T, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gk, D, scale, accK);
+                    AttnTile(ds, 1, T, T, j0, j0, T, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gk, ld, scale, accK);
         }
         if (gv != null)
         {
@@ -243,7 +245,7 @@ public sealed partial class CpuBackend
             PackRows(go, D, T, hd, pack, hdPad);
             for (var j0 = 0; j0 < T; j0 += AttnRows)
                 for (var c0 = 0; c0 < hd; c0 += AttnCols)
-                    AttnTile(p, 1, T, T, j0, j0, T, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gv, D, 1f, accV);
+                    AttnTile(p, 1, T, T, j0, j0, T, pack, hdPad, c0, Math.Min(AttnCols, hd - c0), gv, ld, 1f, accV);
         }
     }
 

@@ -22,48 +22,48 @@ public sealed partial class IlgpuBackend
         StrideA = sA, StrideA2 = sA2, StrideB = sB, StrideB2 = sB2, StrideC = sC, StrideC2 = sC2,
     };
 
-    public void CausalAttention(Tensor q, Tensor k, Tensor v, Tensor output, Tensor probs,
+    public void CausalAttention(Tensor q, Tensor k, Tensor v, int qkvStride, Tensor output, Tensor probs,
         int batch, int seq, int heads, int headDim, float scale)
     {
-        int T = seq, hd = headDim, D = heads * headDim, pairs = batch * heads;
+        int T = seq, hd = headDim, D = heads * headDim, ld = qkvStride, pairs = batch * heads;
         if (T == 0 || batch == 0 || heads == 0) return;
         if (hd == 0) return;
-        long headBlock = (long)T * D, pBlock = (long)T * T;
+        long headBlock = (long)T * D, qkvBlock = (long)T * ld, pBlock = (long)T * T;
         // S = scale·Q·Kᵀ for every pair, straight into probs.
         GemmCore(pairs, From(q), From(k), From(probs),
-            HeadGemm(T, T, hd, scale, 0f, false, true, D, headBlock, hd, D, headBlock, hd, T, heads * pBlock, pBlock, heads));
+            HeadGemm(T, T, hd, scale, 0f, false, true, ld, qkvBlock, hd, ld, qkvBlock, hd, T, heads * pBlock, pBlock, heads));
         LaunchSoftmax(V(probs), V(probs), pairs * T, T, log: false, causal: true);
         // O = P·V.
         GemmCore(pairs, From(probs), From(v), From(output),
-            HeadGemm(T, hd, T, 1f, 0f, false, false, T, heads * pBlock, pBlock, D, headBlock, hd, D, headBlock, hd, heads));
+            HeadGemm(T, hd, T, 1f, 0f, false, false, T, heads * pBlock, pBlock, ld, qkvBlock, hd, D, headBlock, hd, heads));
     }
 
-    public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor probs, Tensor gradOutput,
+    public void CausalAttentionBackward(Tensor q, Tensor k, Tensor v, int qkvStride, Tensor probs, Tensor gradOutput,
         Tensor? gradQ, bool accumulateQ, Tensor? gradK, bool accumulateK, Tensor? gradV, bool accumulateV,
         int batch, int seq, int heads, int headDim, float scale)
     {
-        int T = seq, hd = headDim, D = heads * headDim, pairs = batch * heads;
+        int T = seq, hd = headDim, D = heads * headDim, ld = qkvStride, pairs = batch * heads;
         if (T == 0 || hd == 0 || batch == 0 || heads == 0) return;
-        long headBlock = (long)T * D, pBlock = (long)T * T;
+        long headBlock = (long)T * D, qkvBlock = (long)T * ld, pBlock = (long)T * T;
         var p = From(probs);
         if (gradQ != null || gradK != null)
         {
             // dP = dO·Vᵀ, then dS = P∘(dP − rowsum(dP∘P)) in place (zero above the diagonal).
             var ds = Scratch("attn-ds", pairs * pBlock);
             GemmCore(pairs, From(gradOutput), From(v), ds,
-                HeadGemm(T, T, hd, 1f, 0f, false, true, D, headBlock, hd, D, headBlock, hd, T, heads * pBlock, pBlock, heads));
+                HeadGemm(T, T, hd, 1f, 0f, false, true, D, headBlock, hd, ld, qkvBlock, hd, T, heads * pBlock, pBlock, heads));
             LaunchSoftmaxBackward(p, ds, ds, pairs * T, T, log: false, accumulate: false, causal: true);
             // Order dQ, dK: a shared gradient buffer is written first, then added to.
             if (gradQ != null)
                 GemmCore(pairs, ds, From(k), From(gradQ),
-                    HeadGemm(T, hd, T, scale, accumulateQ ? 1f : 0f, false, false, T, heads * pBlock, pBlock, D, headBlock, hd, D, headBlock, hd, heads));
+                    HeadGemm(T, hd, T, scale, accumulateQ ? 1f : 0f, false, false, T, heads * pBlock, pBlock, ld, qkvBlock, hd, ld, qkvBlock, hd, heads));
             if (gradK != null)
                 GemmCore(pairs, ds, From(q), From(gradK),
-                    HeadGemm(T, hd, T, scale, accumulateK ? 1f : 0f, true, false, T, heads * pBlock, pBlock, D, headBlock, hd, D, headBlock, hd, heads));
+                    HeadGemm(T, hd, T, scale, accumulateK ? 1f : 0f, true, false, T, heads * pBlock, pBlock, ld, qkvBlock, hd, ld, qkvBlock, hd, heads));
         }
         if (gradV != null)
             GemmCore(pairs, p, From(gradOutput), From(gradV),
-                HeadGemm(T, hd, T, 1f, accumulateV ? 1f : 0f, true, false, T, heads * pBlock, pBlock, D, headBlock, hd, D, headBlock, hd, heads));
+                HeadGemm(T, hd, T, 1f, accumulateV ? 1f : 0f, true, false, T, heads * pBlock, pBlock, D, headBlock, hd, ld, qkvBlock, hd, heads));
     }
 
     // ---------------------------------------------------------------- RoPE
