@@ -240,6 +240,34 @@ public class AttentionOpsTests
         Assert.Contains("[3, 8]", ex.Message);
     }
 
+    [Theory]
+    [InlineData(13, 0, 0, 64, 0, 32, false, false)]    // full tile, A read by rows
+    [InlineData(13, 12, 0, 13, 0, 32, false, true)]    // one row left: the last row re-read, three dropped
+    [InlineData(37, 8, 8, 37, 32, 5, true, false)]     // A read transposed (dS's columns), a ragged 5-column tile
+    [InlineData(64, 60, 3, 61, 32, 17, true, true)]    // columns across the 512-bit halves, accumulate
+    [InlineData(9, 4, 0, 9, 0, 16, false, true)]       // exactly the 256-bit tile's width
+    public unsafe void AttnTile512_SameBitsAsTwo256BitTiles(int rowsTotal, int r0, int p0, int p1, int c0, int cols, bool transposedA, bool accumulate)
+    {
+        // The AVX-512 tile must sum every element in the 256-bit tile's order; the 256-bit one covers 16 columns.
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || !System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
+        const int P = 64, ldb = 64, ldc = 80;
+        var rng = new Rng((ulong)(rowsTotal * 31 + r0 * 7 + cols));
+        var a = GradCheck.Rand(rng, rowsTotal * P);
+        var b = GradCheck.Rand(rng, P * ldb);
+        var c0Values = GradCheck.Rand(rng, rowsTotal * ldc);
+        float[] wide = (float[])c0Values.Clone(), narrow = (float[])c0Values.Clone();
+        nint rs = transposedA ? 1 : P, ps = transposedA ? rowsTotal : 1;
+        fixed (float* pa = a, pb = b, pw = wide, pn = narrow)
+        {
+            Backends.Cpu.CpuBackend.AttnTile512(pa, rs, ps, rowsTotal, r0, p0, p1, pb, ldb, c0, cols, pw, ldc, 0.37f, accumulate);
+            Backends.Cpu.CpuBackend.AttnTile256(pa, rs, ps, rowsTotal, r0, p0, p1, pb, ldb, c0, Math.Min(16, cols), pn, ldc, 0.37f, accumulate);
+            if (cols > 16)
+                Backends.Cpu.CpuBackend.AttnTile256(pa, rs, ps, rowsTotal, r0, p0, p1, pb, ldb, c0 + 16, cols - 16, pn, ldc, 0.37f, accumulate);
+        }
+        Assert.Equal(narrow, wide);
+        Assert.NotEqual(c0Values, wide);
+    }
+
     /// <summary>The column third <paramref name="i"/> of a [B, T, 3·D] array as a [B, T, D] one.</summary>
     private static double[] Third(double[] qkv, int rows, int D, int i)
     {

@@ -1,21 +1,26 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace MoraEngine.Backends.Cpu;
 
 /// <summary>
 /// Fused causal attention, RoPE and strided column copies.
-/// Attention runs one (batch, head) pair at a time per worker. Each product is a 4×16 register tile
+/// Attention runs one (batch, head) pair at a time per worker. Each product is a 4×32 (AVX-512) or 4×16 register tile
 /// (<see cref="AttnTile"/>) over a per-thread packed copy of its right-hand operand; the left-hand operand is read
 /// in place through row/column strides, which covers the strided head columns of q/k/v and the transposed reads
-/// of P and dS. Tiles above the diagonal are never computed. The upper triangle of P and dS is left unwritten except
-/// inside the 4×4 diagonal blocks, where it is zeroed because a 4-row tile reads those cells.
+/// of P and dS. Tiles that start right of the diagonal are never computed. Above the diagonal, P and dS hold zeros
+/// inside the 4×4 diagonal blocks, which a 4-row tile reads, and are undefined (never read) elsewhere.
 /// </summary>
 public sealed partial class CpuBackend
 {
     private const int AttnRows = 4;
-    private const int AttnCols = 16;
+
+    /// <summary>Columns of a tile: two 512-bit vectors with AVX-512, else two 256-bit ones.</summary>
+    private static readonly int AttnCols = Vector512.IsHardwareAccelerated && Avx512F.IsSupported ? 32 : 16;
+
+    private const int AttnColsMax = 32;
 
     [ThreadStatic] private static float[]? _attnScratch;
 
@@ -268,13 +273,103 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>
-    /// One 4×16 tile: C[r0+r, c0+c] (+)= alpha·Σ_{p0≤p&lt;p1} A(r0+r, p)·B[p, c0+c] for r &lt; 4, c &lt; 16, where
-    /// A(r, p) = a[r·rs + p·ps] and B is packed with row stride ldb (a multiple of 16, so 16 columns can always be
+    /// One 4×<see cref="AttnCols"/> tile: C[r0+r, c0+c] (+)= alpha·Σ_{p0≤p&lt;p1} A(r0+r, p)·B[p, c0+c] for r &lt; 4, c &lt; AttnCols, where
+    /// A(r, p) = a[r·rs + p·ps] and B is packed with row stride ldb (a multiple of AttnCols, so a whole tile's columns can always be
     /// loaded). Only the first min(4, rowsTotal − r0) rows and <paramref name="cols"/> columns are stored; rows past
     /// the end re-read the last row so every load stays in bounds, and lanes past <paramref name="cols"/> are dropped.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void AttnTile(float* a, nint rs, nint ps, int rowsTotal, int r0, int p0, int p1,
+        float* b, nint ldb, int c0, int cols, float* c, nint ldc, float alpha, bool accumulate)
+    {
+        if (AttnCols == 32) AttnTile512(a, rs, ps, rowsTotal, r0, p0, p1, b, ldb, c0, cols, c, ldc, alpha, accumulate);
+        else AttnTile256(a, rs, ps, rowsTotal, r0, p0, p1, b, ldb, c0, cols, c, ldc, alpha, accumulate);
+    }
+
+    /// <summary>
+    /// <see cref="AttnTile"/> as a 4×32 tile of 512-bit vectors: eight independent FMA chains, each step two loads of B
+    /// and four broadcasts of A. Every element is summed in the same order as by <see cref="AttnTile256"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void AttnTile512(float* a, nint rs, nint ps, int rowsTotal, int r0, int p0, int p1,
+        float* b, nint ldb, int c0, int cols, float* c, nint ldc, float alpha, bool accumulate)
+    {
+        var rows = Math.Min(AttnRows, rowsTotal - r0);
+        var last = rowsTotal - 1;
+        var a0 = a + r0 * rs;
+        var a1 = a + Math.Min(r0 + 1, last) * rs;
+        var a2 = a + Math.Min(r0 + 2, last) * rs;
+        var a3 = a + Math.Min(r0 + 3, last) * rs;
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
+            c20 = default, c21 = default, c30 = default, c31 = default;
+        var bp = b + p0 * ldb + c0;
+        for (nint p = p0; p < p1; p++, bp += ldb)
+        {
+            var b0 = Vector512.Load(bp);
+            var b1 = Vector512.Load(bp + 16);
+            var ap = p * ps;
+            var x = Vector512.Create(a0[ap]);
+            c00 = Avx512F.FusedMultiplyAdd(x, b0, c00);
+            c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a1[ap]);
+            c10 = Avx512F.FusedMultiplyAdd(x, b0, c10);
+            c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a2[ap]);
+            c20 = Avx512F.FusedMultiplyAdd(x, b0, c20);
+            c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a3[ap]);
+            c30 = Avx512F.FusedMultiplyAdd(x, b0, c30);
+            c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+        }
+        var cp = c + r0 * ldc + c0;
+        if (rows == AttnRows && cols == 32)
+        {
+            var al = Vector512.Create(alpha);
+            StoreRow512(cp, c00 * al, c01 * al, accumulate);
+            StoreRow512(cp + ldc, c10 * al, c11 * al, accumulate);
+            StoreRow512(cp + 2 * ldc, c20 * al, c21 * al, accumulate);
+            StoreRow512(cp + 3 * ldc, c30 * al, c31 * al, accumulate);
+        }
+        else
+        {
+            StoreTilePartial512(cp, ldc, rows, cols, alpha, accumulate, c00, c01, c10, c11, c20, c21, c30, c31);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void StoreRow512(float* dst, Vector512<float> lo, Vector512<float> hi, bool accumulate)
+    {
+        if (accumulate)
+        {
+            lo += Vector512.Load(dst);
+            hi += Vector512.Load(dst + 16);
+        }
+        lo.Store(dst);
+        hi.Store(dst + 16);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void StoreTilePartial512(float* cp, nint ldc, int rows, int cols, float alpha, bool accumulate,
+        Vector512<float> c00, Vector512<float> c01, Vector512<float> c10, Vector512<float> c11,
+        Vector512<float> c20, Vector512<float> c21, Vector512<float> c30, Vector512<float> c31)
+    {
+        var t = stackalloc float[AttnRows * AttnColsMax];
+        c00.Store(t); c01.Store(t + 16);
+        c10.Store(t + 32); c11.Store(t + 48);
+        c20.Store(t + 64); c21.Store(t + 80);
+        c30.Store(t + 96); c31.Store(t + 112);
+        for (var r = 0; r < rows; r++)
+        {
+            var dst = cp + r * ldc;
+            var src = t + r * AttnColsMax;
+            for (var j = 0; j < cols; j++)
+                dst[j] = accumulate ? dst[j] + alpha * src[j] : alpha * src[j];
+        }
+    }
+
+    /// <summary><see cref="AttnTile"/> as a 4×16 tile of 256-bit vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static unsafe void AttnTile256(float* a, nint rs, nint ps, int rowsTotal, int r0, int p0, int p1,
         float* b, nint ldb, int c0, int cols, float* c, nint ldc, float alpha, bool accumulate)
     {
         var rows = Math.Min(AttnRows, rowsTotal - r0);
@@ -305,7 +400,7 @@ public sealed partial class CpuBackend
             c31 = Vector256.MultiplyAddEstimate(x, b1, c31);
         }
         var cp = c + r0 * ldc + c0;
-        if (rows == AttnRows && cols == AttnCols)
+        if (rows == AttnRows && cols == 16)
         {
             var al = Vector256.Create(alpha);
             StoreRow(cp, c00 * al, c01 * al, accumulate);
@@ -336,7 +431,7 @@ public sealed partial class CpuBackend
         Vector256<float> c00, Vector256<float> c01, Vector256<float> c10, Vector256<float> c11,
         Vector256<float> c20, Vector256<float> c21, Vector256<float> c30, Vector256<float> c31)
     {
-        var t = stackalloc float[AttnRows * AttnCols];
+        var t = stackalloc float[AttnRows * 16];
         c00.Store(t); c01.Store(t + 8);
         c10.Store(t + 16); c11.Store(t + 24);
         c20.Store(t + 32); c21.Store(t + 40);
@@ -344,7 +439,7 @@ public sealed partial class CpuBackend
         for (var r = 0; r < rows; r++)
         {
             var dst = cp + r * ldc;
-            var src = t + r * AttnCols;
+            var src = t + r * 16;
             for (var j = 0; j < cols; j++)
                 dst[j] = accumulate ? dst[j] + alpha * src[j] : alpha * src[j];
         }
