@@ -6,7 +6,7 @@ public partial interface IBackend
     /// Causal self-attention forward. <paramref name="q"/>, <paramref name="k"/>, <paramref name="v"/> and
     /// <paramref name="output"/> are [batch, seq, heads·headDim]; head h owns columns [h·headDim, (h+1)·headDim).
     /// Per (batch, head): P = softmax(scale·Q·Kᵀ, causal), output = P·V. <paramref name="probs"/> [batch, heads, seq, seq]
-    /// receives P for backward: its lower triangle, and zeros inside the 4×4 diagonal blocks; the rest may be left undefined.
+    /// receives P for backward: its lower triangle, and zeros above the diagonal inside the backend's diagonal blocks (4×4 or 8×8 on the CPU); the rest may be left undefined.
     /// Rows of q, k and v are <paramref name="qkvStride"/> floats apart from their first elements: heads·headDim for
     /// separate tensors, 3·heads·headDim for views at columns 0, D and 2D of one fused [batch, seq, 3·D] projection.
     /// </summary>

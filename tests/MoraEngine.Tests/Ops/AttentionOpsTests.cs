@@ -242,13 +242,14 @@ public class AttentionOpsTests
 
     [Theory]
     [InlineData(13, 0, 0, 64, 0, 32, false, false)]    // full tile, A read by rows
-    [InlineData(13, 12, 0, 13, 0, 32, false, true)]    // one row left: the last row re-read, three dropped
+    [InlineData(13, 12, 0, 13, 0, 32, false, true)]    // one row left: the last row re-read, seven dropped
+    [InlineData(13, 8, 0, 13, 0, 32, false, false)]    // five rows left: a whole 4-row half and one row
     [InlineData(37, 8, 8, 37, 32, 5, true, false)]     // A read transposed (dS's columns), a ragged 5-column tile
     [InlineData(64, 60, 3, 61, 32, 17, true, true)]    // columns across the 512-bit halves, accumulate
     [InlineData(9, 4, 0, 9, 0, 16, false, true)]       // exactly the 256-bit tile's width
-    public unsafe void AttnTile512_SameBitsAsTwo256BitTiles(int rowsTotal, int r0, int p0, int p1, int c0, int cols, bool transposedA, bool accumulate)
+    public unsafe void AttnTile512_SameBitsAs256BitTiles(int rowsTotal, int r0, int p0, int p1, int c0, int cols, bool transposedA, bool accumulate)
     {
-        // The AVX-512 tile must sum every element in the 256-bit tile's order; the 256-bit one covers 16 columns.
+        // The AVX-512 tile (8×32) must sum every element in the 256-bit tile's (4×16) order.
         if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated || !System.Runtime.Intrinsics.X86.Avx512F.IsSupported) return;
         const int P = 64, ldb = 64, ldc = 80;
         var rng = new Rng((ulong)(rowsTotal * 31 + r0 * 7 + cols));
@@ -260,9 +261,13 @@ public class AttentionOpsTests
         fixed (float* pa = a, pb = b, pw = wide, pn = narrow)
         {
             Backends.Cpu.CpuBackend.AttnTile512(pa, rs, ps, rowsTotal, r0, p0, p1, pb, ldb, c0, cols, pw, ldc, 0.37f, accumulate);
-            Backends.Cpu.CpuBackend.AttnTile256(pa, rs, ps, rowsTotal, r0, p0, p1, pb, ldb, c0, Math.Min(16, cols), pn, ldc, 0.37f, accumulate);
-            if (cols > 16)
-                Backends.Cpu.CpuBackend.AttnTile256(pa, rs, ps, rowsTotal, r0, p0, p1, pb, ldb, c0 + 16, cols - 16, pn, ldc, 0.37f, accumulate);
+            // The 8×32 tile as four 4×16 ones: rows r0 and r0 + 4 (while inside the matrix), columns c0 and c0 + 16.
+            for (var r = r0; r < Math.Min(rowsTotal, r0 + 8); r += 4)
+            {
+                Backends.Cpu.CpuBackend.AttnTile256(pa, rs, ps, rowsTotal, r, p0, p1, pb, ldb, c0, Math.Min(16, cols), pn, ldc, 0.37f, accumulate);
+                if (cols > 16)
+                    Backends.Cpu.CpuBackend.AttnTile256(pa, rs, ps, rowsTotal, r, p0, p1, pb, ldb, c0 + 16, cols - 16, pn, ldc, 0.37f, accumulate);
+            }
         }
         Assert.Equal(narrow, wide);
         Assert.NotEqual(c0Values, wide);

@@ -7,20 +7,21 @@ namespace MoraEngine.Backends.Cpu;
 
 /// <summary>
 /// Fused causal attention, RoPE and strided column copies.
-/// Attention runs one (batch, head) pair at a time per worker. Each product is a 4×32 (AVX-512) or 4×16 register tile
+/// Attention runs one (batch, head) pair at a time per worker. Each product is an 8×32 (AVX-512) or 4×16 register tile
 /// (<see cref="AttnTile"/>) over a per-thread packed copy of its right-hand operand; the left-hand operand is read
 /// in place through row/column strides, which covers the strided head columns of q/k/v and the transposed reads
 /// of P and dS. Tiles that start right of the diagonal are never computed. Above the diagonal, P and dS hold zeros
-/// inside the 4×4 diagonal blocks, which a 4-row tile reads, and are undefined (never read) elsewhere.
+/// inside the diagonal blocks of a tile's height (8×8 or 4×4), which a tile reads, and are undefined (never read) elsewhere.
 /// </summary>
 public sealed partial class CpuBackend
 {
-    private const int AttnRows = 4;
+    private static readonly bool AttnWide = Vector512.IsHardwareAccelerated && Avx512F.IsSupported;
+
+    /// <summary>Rows of a tile, and the side of the diagonal blocks zeroed above the diagonal: 8 with AVX-512, else 4.</summary>
+    private static readonly int AttnRows = AttnWide ? 8 : 4;
 
     /// <summary>Columns of a tile: two 512-bit vectors with AVX-512, else two 256-bit ones.</summary>
-    private static readonly int AttnCols = Vector512.IsHardwareAccelerated && Avx512F.IsSupported ? 32 : 16;
-
-    private const int AttnColsMax = 32;
+    private static readonly int AttnCols = AttnWide ? 32 : 16;
 
     [ThreadStatic] private static float[]? _attnScratch;
 
@@ -82,7 +83,7 @@ public sealed partial class CpuBackend
             ZeroDiagonalBlockTail(p, T, i);
         }
 
-        // O = P·V: row block i0 needs columns j < i0 + 4 only (P is zero above the diagonal inside the block).
+        // O = P·V: row block i0 needs columns j < i0 + AttnRows only (P is zero above the diagonal inside the block).
         for (var i0 = 0; i0 < T; i0 += AttnRows)
         {
             var pEnd = Math.Min(T, i0 + AttnRows);
@@ -160,7 +161,7 @@ public sealed partial class CpuBackend
         for (; j < n; j++) d[j] = (d[j] - dot) * p[j];
     }
 
-    /// <summary>Zeros row i's cells right of the diagonal up to the end of its 4×4 diagonal block.</summary>
+    /// <summary>Zeros row i's cells right of the diagonal up to the end of its diagonal block (<see cref="AttnRows"/> on a side).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void ZeroDiagonalBlockTail(float* m, int T, int i)
     {
@@ -273,35 +274,41 @@ public sealed partial class CpuBackend
     }
 
     /// <summary>
-    /// One 4×<see cref="AttnCols"/> tile: C[r0+r, c0+c] (+)= alpha·Σ_{p0≤p&lt;p1} A(r0+r, p)·B[p, c0+c] for r &lt; 4, c &lt; AttnCols, where
+    /// One <see cref="AttnRows"/>×<see cref="AttnCols"/> tile: C[r0+r, c0+c] (+)= alpha·Σ_{p0≤p&lt;p1} A(r0+r, p)·B[p, c0+c] for r &lt; AttnRows, c &lt; AttnCols, where
     /// A(r, p) = a[r·rs + p·ps] and B is packed with row stride ldb (a multiple of AttnCols, so a whole tile's columns can always be
-    /// loaded). Only the first min(4, rowsTotal − r0) rows and <paramref name="cols"/> columns are stored; rows past
+    /// loaded). Only the first min(AttnRows, rowsTotal − r0) rows and <paramref name="cols"/> columns are stored; rows past
     /// the end re-read the last row so every load stays in bounds, and lanes past <paramref name="cols"/> are dropped.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void AttnTile(float* a, nint rs, nint ps, int rowsTotal, int r0, int p0, int p1,
         float* b, nint ldb, int c0, int cols, float* c, nint ldc, float alpha, bool accumulate)
     {
-        if (AttnCols == 32) AttnTile512(a, rs, ps, rowsTotal, r0, p0, p1, b, ldb, c0, cols, c, ldc, alpha, accumulate);
+        if (AttnWide) AttnTile512(a, rs, ps, rowsTotal, r0, p0, p1, b, ldb, c0, cols, c, ldc, alpha, accumulate);
         else AttnTile256(a, rs, ps, rowsTotal, r0, p0, p1, b, ldb, c0, cols, c, ldc, alpha, accumulate);
     }
 
     /// <summary>
-    /// <see cref="AttnTile"/> as a 4×32 tile of 512-bit vectors: eight independent FMA chains, each step two loads of B
-    /// and four broadcasts of A. Every element is summed in the same order as by <see cref="AttnTile256"/>.
+    /// <see cref="AttnTile"/> as an 8×32 tile of 512-bit vectors: sixteen independent FMA chains, each step two loads
+    /// of B and eight broadcasts of A. Every element is summed in the same order as by <see cref="AttnTile256"/>.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static unsafe void AttnTile512(float* a, nint rs, nint ps, int rowsTotal, int r0, int p0, int p1,
         float* b, nint ldb, int c0, int cols, float* c, nint ldc, float alpha, bool accumulate)
     {
-        var rows = Math.Min(AttnRows, rowsTotal - r0);
+        var rows = Math.Min(8, rowsTotal - r0);
         var last = rowsTotal - 1;
         var a0 = a + r0 * rs;
         var a1 = a + Math.Min(r0 + 1, last) * rs;
         var a2 = a + Math.Min(r0 + 2, last) * rs;
         var a3 = a + Math.Min(r0 + 3, last) * rs;
+        var a4 = a + Math.Min(r0 + 4, last) * rs;
+        var a5 = a + Math.Min(r0 + 5, last) * rs;
+        var a6 = a + Math.Min(r0 + 6, last) * rs;
+        var a7 = a + Math.Min(r0 + 7, last) * rs;
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default,
-            c20 = default, c21 = default, c30 = default, c31 = default;
+            c20 = default, c21 = default, c30 = default, c31 = default,
+            c40 = default, c41 = default, c50 = default, c51 = default,
+            c60 = default, c61 = default, c70 = default, c71 = default;
         var bp = b + p0 * ldb + c0;
         for (nint p = p0; p < p1; p++, bp += ldb)
         {
@@ -320,20 +327,52 @@ public sealed partial class CpuBackend
             x = Vector512.Create(a3[ap]);
             c30 = Avx512F.FusedMultiplyAdd(x, b0, c30);
             c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a4[ap]);
+            c40 = Avx512F.FusedMultiplyAdd(x, b0, c40);
+            c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a5[ap]);
+            c50 = Avx512F.FusedMultiplyAdd(x, b0, c50);
+            c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a6[ap]);
+            c60 = Avx512F.FusedMultiplyAdd(x, b0, c60);
+            c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a7[ap]);
+            c70 = Avx512F.FusedMultiplyAdd(x, b0, c70);
+            c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
         }
         var cp = c + r0 * ldc + c0;
-        if (rows == AttnRows && cols == 32)
+        if (rows == 8 && cols == 32)
         {
             var al = Vector512.Create(alpha);
             StoreRow512(cp, c00 * al, c01 * al, accumulate);
             StoreRow512(cp + ldc, c10 * al, c11 * al, accumulate);
             StoreRow512(cp + 2 * ldc, c20 * al, c21 * al, accumulate);
             StoreRow512(cp + 3 * ldc, c30 * al, c31 * al, accumulate);
+            StoreRow512(cp + 4 * ldc, c40 * al, c41 * al, accumulate);
+            StoreRow512(cp + 5 * ldc, c50 * al, c51 * al, accumulate);
+            StoreRow512(cp + 6 * ldc, c60 * al, c61 * al, accumulate);
+            StoreRow512(cp + 7 * ldc, c70 * al, c71 * al, accumulate);
         }
         else
         {
-            StoreTilePartial512(cp, ldc, rows, cols, alpha, accumulate, c00, c01, c10, c11, c20, c21, c30, c31);
+            StoreTilePartial512(cp, ldc, rows, cols, alpha, accumulate, c00, c01, c10, c11, c20, c21, c30, c31,
+                c40, c41, c50, c51, c60, c61, c70, c71);
         }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void StoreTilePartial512(float* cp, nint ldc, int rows, int cols, float alpha, bool accumulate,
+        Vector512<float> c00, Vector512<float> c01, Vector512<float> c10, Vector512<float> c11,
+        Vector512<float> c20, Vector512<float> c21, Vector512<float> c30, Vector512<float> c31,
+        Vector512<float> c40, Vector512<float> c41, Vector512<float> c50, Vector512<float> c51,
+        Vector512<float> c60, Vector512<float> c61, Vector512<float> c70, Vector512<float> c71)
+    {
+        var t = stackalloc float[8 * 32];
+        c00.Store(t); c01.Store(t + 16); c10.Store(t + 32); c11.Store(t + 48);
+        c20.Store(t + 64); c21.Store(t + 80); c30.Store(t + 96); c31.Store(t + 112);
+        c40.Store(t + 128); c41.Store(t + 144); c50.Store(t + 160); c51.Store(t + 176);
+        c60.Store(t + 192); c61.Store(t + 208); c70.Store(t + 224); c71.Store(t + 240);
+        StoreTilePartial(t, 32, cp, ldc, rows, cols, alpha, accumulate);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -348,20 +387,13 @@ public sealed partial class CpuBackend
         hi.Store(dst + 16);
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static unsafe void StoreTilePartial512(float* cp, nint ldc, int rows, int cols, float alpha, bool accumulate,
-        Vector512<float> c00, Vector512<float> c01, Vector512<float> c10, Vector512<float> c11,
-        Vector512<float> c20, Vector512<float> c21, Vector512<float> c30, Vector512<float> c31)
+    /// <summary>The first <paramref name="rows"/> × <paramref name="cols"/> of a tile spilled to <paramref name="t"/> (row stride <paramref name="ldt"/>), scaled, into C.</summary>
+    private static unsafe void StoreTilePartial(float* t, int ldt, float* cp, nint ldc, int rows, int cols, float alpha, bool accumulate)
     {
-        var t = stackalloc float[AttnRows * AttnColsMax];
-        c00.Store(t); c01.Store(t + 16);
-        c10.Store(t + 32); c11.Store(t + 48);
-        c20.Store(t + 64); c21.Store(t + 80);
-        c30.Store(t + 96); c31.Store(t + 112);
         for (var r = 0; r < rows; r++)
         {
             var dst = cp + r * ldc;
-            var src = t + r * AttnColsMax;
+            var src = t + r * ldt;
             for (var j = 0; j < cols; j++)
                 dst[j] = accumulate ? dst[j] + alpha * src[j] : alpha * src[j];
         }
@@ -372,7 +404,7 @@ public sealed partial class CpuBackend
     internal static unsafe void AttnTile256(float* a, nint rs, nint ps, int rowsTotal, int r0, int p0, int p1,
         float* b, nint ldb, int c0, int cols, float* c, nint ldc, float alpha, bool accumulate)
     {
-        var rows = Math.Min(AttnRows, rowsTotal - r0);
+        var rows = Math.Min(4, rowsTotal - r0);
         var last = rowsTotal - 1;
         var a0 = a + r0 * rs;
         var a1 = a + Math.Min(r0 + 1, last) * rs;
@@ -400,7 +432,7 @@ public sealed partial class CpuBackend
             c31 = Vector256.MultiplyAddEstimate(x, b1, c31);
         }
         var cp = c + r0 * ldc + c0;
-        if (rows == AttnRows && cols == 16)
+        if (rows == 4 && cols == 16)
         {
             var al = Vector256.Create(alpha);
             StoreRow(cp, c00 * al, c01 * al, accumulate);
@@ -431,18 +463,12 @@ public sealed partial class CpuBackend
         Vector256<float> c00, Vector256<float> c01, Vector256<float> c10, Vector256<float> c11,
         Vector256<float> c20, Vector256<float> c21, Vector256<float> c30, Vector256<float> c31)
     {
-        var t = stackalloc float[AttnRows * 16];
+        var t = stackalloc float[4 * 16];
         c00.Store(t); c01.Store(t + 8);
         c10.Store(t + 16); c11.Store(t + 24);
         c20.Store(t + 32); c21.Store(t + 40);
         c30.Store(t + 48); c31.Store(t + 56);
-        for (var r = 0; r < rows; r++)
-        {
-            var dst = cp + r * ldc;
-            var src = t + r * 16;
-            for (var j = 0; j < cols; j++)
-                dst[j] = accumulate ? dst[j] + alpha * src[j] : alpha * src[j];
-        }
+        StoreTilePartial(t, 16, cp, ldc, rows, cols, alpha, accumulate);
     }
 
     // ---------------------------------------------------------------- RoPE
