@@ -21,7 +21,7 @@ public class SgemmTests
             (1, 1, 1), (3, 5, 7), (17, 33, 65), (67, 129, 31), (200, 1, 300), (1, 300, 200),
             (255, 257, 259),
             (400, 301, 600),   // crosses MC (192) and KC (256), uneven last blocks
-            (19, 4133, 300),   // crosses NC (4096)
+            (19, 4133, 300),   // crosses NC (512): A packed once per K block for all nine panels
             (8, 32, 256),      // exactly one AVX-512 tile and one KC block
             (48, 64, 513),
         ];
@@ -130,6 +130,42 @@ public class SgemmTests
         }
     }
 
+    /// <summary>
+    /// A thread whose columns span several NC panels packs A once per K block for all of them: the same bits as
+    /// packing it per panel, since every element still sums its K blocks in order (ragged rows, panels and blocks).
+    /// </summary>
+    [Theory]
+    [InlineData(203, 1100, 600)]  // two or three panels per thread (the last ragged), three K blocks, a ragged row block
+    [InlineData(37, 2049, 264)]   // one K block of 264, a one-column last tile
+    public void PackingASlabOncePerKBlock_SameBitsAsPerPanel(int m, int n, int k)
+    {
+        var rng = new Random(m + n + k);
+        foreach (bool transA in new[] { false, true })
+        foreach (bool transB in new[] { false, true })
+        {
+            var t = MakeCase(rng, transA, transB, m, n, k, -0.75f, 1f, padA: 3, padB: 5, padC: 7);
+            foreach (Isa isa in Enum.GetValues<Isa>())
+            {
+                if (!Sgemm.IsSupported(isa)) continue;
+                float[] perPanel, slab;
+                try
+                {
+                    Sgemm.UseSlab = false;
+                    perPanel = Run(isa, t, -0.75f, 1f);
+                }
+                finally
+                {
+                    Sgemm.UseSlab = true;
+                }
+                slab = Run(isa, t, -0.75f, 1f);
+                AssertClose(t, slab, what: $"{isa} slab");
+                for (int i = 0; i < slab.Length; i++)
+                    if (BitConverter.SingleToInt32Bits(slab[i]) != BitConverter.SingleToInt32Bits(perPanel[i]))
+                        Assert.Fail($"{isa} tA={transA} tB={transB}: element {i} is {slab[i]} with A packed once per K block, {perPanel[i]} per panel");
+            }
+        }
+    }
+
     /// <summary>Columns [k0, k0 + kn) of op(X) as their own matrix (row-major storage with a padded leading dimension).</summary>
     private static (float[] X, int Ld) SliceK(float[] x, int ld, bool trans, int outer, int k0, int kn, int pad)
     {
@@ -151,7 +187,7 @@ public class SgemmTests
     [InlineData(200, 300, 256, 8)]   // A fills the first block exactly; A2 alone in the last
     [InlineData(400, 301, 600, 16)]  // crosses MC, KC and the parallel threshold
     [InlineData(5, 7, 3, 2)]
-    [InlineData(19, 4133, 64, 4)]    // crosses NC
+    [InlineData(19, 4133, 64, 4)]    // crosses NC (512)
     [InlineData(2048, 16, 256, 8)]   // n ≤ 16 with Bᵀ: two products
     [InlineData(3, 40, 64, 8)]       // m ≤ 4 with Bᵀ: two products
     public void MultiplyConcat_IsOneGemmOverTheJoinedK(int m, int n, int k, int k2)
@@ -184,7 +220,7 @@ public class SgemmTests
     [Theory]
     [InlineData(37, 53, 45, 7)]
     [InlineData(400, 301, 600, 64)]  // crosses MC, KC and the parallel threshold: blocks end inside segments
-    [InlineData(19, 4133, 64, 100)]  // crosses NC
+    [InlineData(19, 4133, 64, 100)]  // crosses NC (512)
     [InlineData(2048, 16, 256, 5)]   // n ≤ 16 with Bᵀ: unpacked, then the map
     [InlineData(3, 40, 64, 9)]       // m ≤ 4 with Bᵀ: unpacked
     [InlineData(6, 20, 0, 4)]        // k = 0: beta·C plus the map

@@ -24,7 +24,9 @@ internal enum Isa
 /// </summary>
 /// <remarks>
 /// <para>Loop nest per thread (outermost first): jc over NC columns → pc over KC depth (pack B) →
-/// ic over MC rows (pack A) → ir over MR rows → jr over NR columns → micro-kernel over kc.</para>
+/// ic over MC rows (pack A) → ir over MR rows → jr over NR columns → micro-kernel over kc. Where a thread's
+/// columns span more than one NC panel, pc goes outermost and A's rows are packed once per KC block for all of
+/// them (<see cref="RunSerialSlab"/>).</para>
 /// <para>Determinism: every output element is owned by exactly one thread, and its dot product is
 /// accumulated in a fixed order (KC blocks in ascending order, ascending k inside a block, one FMA
 /// chain per element), independent of thread count and of where tile edges fall. So results are
@@ -560,13 +562,17 @@ internal static unsafe partial class Sgemm
         int rows = i1 - i0, cols = j1 - j0;
         int kBlocks = DepthBlocks(k);
         int kcMax = (k + kBlocks - 1) / kBlocks;
+        int nBlocks = (cols + NC - 1) / NC;
+        int mBlocks = (rows + MC - 1) / MC;
+        if (nBlocks > 1 && (long)RoundUp(rows, mr) * kcMax <= SlabFloats && UseSlab)
+        {
+            RunSerialSlab(in p, i0, i1, j0, j1, mr, nr, kBlocks, kcMax, nBlocks, mBlocks);
+            return;
+        }
         PackBuffers buffers = PackBuffers.ForCurrentThread(
             Math.Min(RoundUp(rows, mr), MC) * kcMax, Math.Min(RoundUp(cols, nr), NC) * kcMax);
         float* ap = buffers.A, bp = buffers.B;
         float* tile = stackalloc float[MaxTile];
-
-        int nBlocks = (cols + NC - 1) / NC;
-        int mBlocks = (rows + MC - 1) / MC;
 
         for (int jb = 0; jb < nBlocks; jb++)
         {
@@ -610,6 +616,70 @@ internal static unsafe partial class Sgemm
     }
 
     private static int RoundUp(int x, int unit) => (x + unit - 1) / unit * unit;
+
+    /// <summary>Whether <see cref="RunSerial"/> may take <see cref="RunSerialSlab"/> (tests compare the two loop orders bit for bit).</summary>
+    internal static bool UseSlab = true;
+
+    /// <summary>Most floats of packed A (8 MiB, 7,710 rows at KcMax) that <see cref="RunSerialSlab"/> keeps for one K block.</summary>
+    private const int SlabFloats = 2 << 20;
+
+    /// <summary>
+    /// <see cref="RunSerial"/> for more than one NC panel of columns: per K block, all of this thread's rows of A are
+    /// packed once (a slab of rows × kc), then every column panel of B is packed and multiplied against the slab.
+    /// Packing A per (column panel, row block) transposed it again for every panel: a 2,048-wide product on one core
+    /// spent 8% of its time packing A, four times over. Each element still sums its K blocks in order, so the bits
+    /// are those of the per-panel order.
+    /// </summary>
+    private static void RunSerialSlab(in Problem p, int i0, int i1, int j0, int j1, int mr, int nr, int kBlocks, int kcMax, int nBlocks, int mBlocks)
+    {
+        int k = p.KTotal, rows = i1 - i0, cols = j1 - j0;
+        PackBuffers buffers = PackBuffers.ForCurrentThread(RoundUp(rows, mr) * kcMax, Math.Min(RoundUp(cols, nr), NC) * kcMax, SlabFloats);
+        float* slab = buffers.A, bp = buffers.B;
+        float* tile = stackalloc float[MaxTile];
+        for (int kb = 0; kb < kBlocks; kb++)
+        {
+            int pc = (int)((long)k * kb / kBlocks);
+            int kc = (int)((long)k * (kb + 1) / kBlocks) - pc;
+            for (int ib = 0; ib < mBlocks; ib++)
+            {
+                int ic = i0 + BlockStart(rows, mBlocks, mr, ib);
+                int mc = i0 + BlockStart(rows, mBlocks, mr, ib + 1) - ic;
+                PackA(in p, ic, mc, pc, kc, mr, slab + (nint)(ic - i0) * kc);
+            }
+            float beta = kb == 0 ? p.Beta : 1f;
+            for (int jb = 0; jb < nBlocks; jb++)
+            {
+                int jc = j0 + BlockStart(cols, nBlocks, nr, jb);
+                int nc = j0 + BlockStart(cols, nBlocks, nr, jb + 1) - jc;
+                PackB(in p, pc, kc, jc, nc, nr, bp);
+                for (int ib = 0; ib < mBlocks; ib++)
+                {
+                    int ic = i0 + BlockStart(rows, mBlocks, mr, ib);
+                    int mc = i0 + BlockStart(rows, mBlocks, mr, ib + 1) - ic;
+                    float* ap = slab + (nint)(ic - i0) * kc;
+                    for (int ir = 0; ir < mc; ir += mr)
+                    {
+                        int mrr = Math.Min(mr, mc - ir);
+                        float* aPanel = ap + (nint)ir * kc;
+                        for (int jr = 0; jr < nc; jr += nr)
+                        {
+                            int nrr = Math.Min(nr, nc - jr);
+                            float* bPanel = bp + (nint)jr * kc;
+                            float* cTile = p.C + (ic + ir) * p.Ldc + jc + jr;
+                            switch (p.Isa)
+                            {
+                                case Isa.Avx512: Kernel512(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                                case Isa.Avx2: Kernel256(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                                default: KernelScalar(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                            }
+                        }
+                    }
+                    if (p.Epilogue != null && kb == kBlocks - 1) ApplyGatherAdd(p.Epilogue, p.C, p.Ldc, ic, mc, jc, nc);
+                }
+            }
+        }
+    }
+
 
     /// <summary>
     /// How many near-equal blocks a depth of <paramref name="k"/> splits into: the fewest of at most KC, unless up to
@@ -822,7 +892,8 @@ internal static unsafe partial class Sgemm
     /// <summary>
     /// Per-thread packing buffers, 64-byte aligned, on the pinned object heap (so they are reclaimed with
     /// the thread). They grow geometrically to the largest request seen (at most MC×(KC + KcSlack) and
-    /// NC×(KC + KcSlack) floats, ~0.7 MiB in all) and are reused, so steady-state calls allocate nothing.
+    /// NC×(KC + KcSlack) floats, ~0.7 MiB in all, or up to 8 MiB of A for <see cref="RunSerialSlab"/>) and are
+    /// reused, so steady-state calls allocate nothing.
     /// </summary>
     private readonly struct PackBuffers
     {
@@ -834,9 +905,9 @@ internal static unsafe partial class Sgemm
 
         private PackBuffers(float* a, float* b) { A = a; B = b; }
 
-        public static PackBuffers ForCurrentThread(int aFloats, int bFloats)
+        public static PackBuffers ForCurrentThread(int aFloats, int bFloats, int aMax = MC * KcMax)
         {
-            return new PackBuffers(Align(ref t_a, aFloats, MC * KcMax), Align(ref t_b, bFloats, NC * KcMax));
+            return new PackBuffers(Align(ref t_a, aFloats, aMax), Align(ref t_b, bFloats, NC * KcMax));
         }
 
         private static float* Align(ref float[]? array, int need, int max)
