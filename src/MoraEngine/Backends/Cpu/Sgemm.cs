@@ -589,25 +589,7 @@ internal static unsafe partial class Sgemm
                     int ic = i0 + BlockStart(rows, mBlocks, mr, ib);
                     int mc = i0 + BlockStart(rows, mBlocks, mr, ib + 1) - ic;
                     PackA(in p, ic, mc, pc, kc, mr, ap);
-                    // One A micro-panel (MR×kc, 8 KiB) stays in L1 while the B panel's micro-panels stream past it
-                    // from L2, and C's tile rows advance along the row, where the hardware prefetcher follows them.
-                    for (int ir = 0; ir < mc; ir += mr)
-                    {
-                        int mrr = Math.Min(mr, mc - ir);
-                        float* aPanel = ap + (nint)ir * kc;
-                        for (int jr = 0; jr < nc; jr += nr)
-                        {
-                            int nrr = Math.Min(nr, nc - jr);
-                            float* bPanel = bp + (nint)jr * kc;
-                            float* cTile = p.C + (ic + ir) * p.Ldc + jc + jr;
-                            switch (p.Isa)
-                            {
-                                case Isa.Avx512: Kernel512(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
-                                case Isa.Avx2: Kernel256(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
-                                default: KernelScalar(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
-                            }
-                        }
-                    }
+                    MacroKernel(in p, ap, bp, ic, mc, jc, nc, kc, mr, nr, beta, tile);
                     // The block's last K slice is done: it is final and still in L2.
                     if (p.Epilogue != null && kb == kBlocks - 1) ApplyGatherAdd(p.Epilogue, p.C, p.Ldc, ic, mc, jc, nc);
                 }
@@ -616,6 +598,33 @@ internal static unsafe partial class Sgemm
     }
 
     private static int RoundUp(int x, int unit) => (x + unit - 1) / unit * unit;
+
+    /// <summary>
+    /// C[ic.., jc..] (mc × nc) (+)= packed A block (mc × kc, at <paramref name="ap"/>) · packed B panel (kc × nc, at
+    /// <paramref name="bp"/>). One A micro-panel (MR×kc, 8 KiB) stays in L1 while the B panel's micro-panels stream
+    /// past it from L2, and C's tile rows advance along the row, where the hardware prefetcher follows them.
+    /// </summary>
+    private static void MacroKernel(in Problem p, float* ap, float* bp, int ic, int mc, int jc, int nc, int kc, int mr, int nr, float beta, float* tile)
+    {
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int mrr = Math.Min(mr, mc - ir);
+            float* aPanel = ap + (nint)ir * kc;
+            for (int jr = 0; jr < nc; jr += nr)
+            {
+                int nrr = Math.Min(nr, nc - jr);
+                float* bPanel = bp + (nint)jr * kc;
+                float* cTile = p.C + (ic + ir) * p.Ldc + jc + jr;
+                switch (p.Isa)
+                {
+                    case Isa.Avx512: Kernel512(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                    case Isa.Avx2: Kernel256(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                    default: KernelScalar(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
+                }
+            }
+        }
+    }
+
 
     /// <summary>Whether <see cref="RunSerial"/> may take <see cref="RunSerialSlab"/> (tests compare the two loop orders bit for bit).</summary>
     internal static bool UseSlab = true;
@@ -656,24 +665,7 @@ internal static unsafe partial class Sgemm
                 {
                     int ic = i0 + BlockStart(rows, mBlocks, mr, ib);
                     int mc = i0 + BlockStart(rows, mBlocks, mr, ib + 1) - ic;
-                    float* ap = slab + (nint)(ic - i0) * kc;
-                    for (int ir = 0; ir < mc; ir += mr)
-                    {
-                        int mrr = Math.Min(mr, mc - ir);
-                        float* aPanel = ap + (nint)ir * kc;
-                        for (int jr = 0; jr < nc; jr += nr)
-                        {
-                            int nrr = Math.Min(nr, nc - jr);
-                            float* bPanel = bp + (nint)jr * kc;
-                            float* cTile = p.C + (ic + ir) * p.Ldc + jc + jr;
-                            switch (p.Isa)
-                            {
-                                case Isa.Avx512: Kernel512(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
-                                case Isa.Avx2: Kernel256(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
-                                default: KernelScalar(kc, aPanel, bPanel, cTile, p.Ldc, p.Alpha, beta, mrr, nrr, tile); break;
-                            }
-                        }
-                    }
+                    MacroKernel(in p, slab + (nint)(ic - i0) * kc, bp, ic, mc, jc, nc, kc, mr, nr, beta, tile);
                     if (p.Epilogue != null && kb == kBlocks - 1) ApplyGatherAdd(p.Epilogue, p.C, p.Ldc, ic, mc, jc, nc);
                 }
             }
