@@ -104,6 +104,7 @@ internal static unsafe partial class Sgemm
     }
 
     /// <summary>Portable kernel: same packing and accumulation order, scalar FMA per element.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void KernelScalar(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta,
         int mr, int nr, float* tile)
     {
