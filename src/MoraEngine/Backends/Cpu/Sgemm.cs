@@ -631,7 +631,6 @@ internal static unsafe partial class Sgemm
         }
     }
 
-
     /// <summary>Whether <see cref="RunSerial"/> may take <see cref="RunSerialSlab"/> (tests compare the two loop orders bit for bit).</summary>
     internal static bool UseSlab = true;
 
@@ -678,7 +677,6 @@ internal static unsafe partial class Sgemm
             }
         }
     }
-
 
     /// <summary>
     /// How many near-equal blocks a depth of <paramref name="k"/> splits into: the fewest of at most KC, unless up to
