@@ -106,6 +106,62 @@ public class ElementwiseOpsTests
         Assert.Equal(0.5 * a[n - 1] * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (a[n - 1] + 0.044715 * Math.Pow(a[n - 1], 3)))), g[n - 1], 5);
     }
 
+    /// <summary>
+    /// GELU and its derivative against the tanh form in double over [−12, 12] and beyond: relative error within a few
+    /// float ulps, also for negative inputs where 1 + tanh u cancels; every value the same wherever it sits in its
+    /// span (512-bit body, 256-bit remainder, padded tail).
+    /// </summary>
+    [Fact]
+    public void Gelu_AndDerivative_AccurateOverWholeRange_SameAtAnyPosition()
+    {
+        const double c = 0.7978845608028654, k = 0.044715;
+        // In double through 1 + tanh u = 2σ(2u) and 1 − tanh² u = 4σ(2u)(1 − σ(2u)): the tanh form itself rounds
+        // 1 + tanh u to 0 below about −9 even in double.
+        static double Sig(double v) => 1 / (1 + Math.Exp(-2 * c * (v + k * v * v * v)));
+        static double Gelu(double v) => v * Sig(v);
+        static double Grad(double v)
+        {
+            double s = Sig(v), s1 = 1 / (1 + Math.Exp(2 * c * (v + k * v * v * v)));
+            return s + 2 * v * s * s1 * c * (1 + 3 * k * v * v);
+        }
+        foreach (var v in new[] { -3.0, -0.5, 0.25, 2.0 })
+        {
+            var th = Math.Tanh(c * (v + k * v * v * v));
+            Assert.Equal(0.5 * v * (1 + th), Gelu(v), 12);
+            Assert.Equal(0.5 * (1 + th) + 0.5 * v * (1 - th * th) * c * (1 + 3 * k * v * v), Grad(v), 12);
+        }
+        var xs = Enumerable.Range(0, 4801).Select(i => -12f + i * 0.005f).Concat([0f, -0f, 1e-20f, -1e-20f, 40f, -40f, 1e4f, -1e4f]).ToArray();
+        int n = xs.Length;
+        var be = Device.Cpu.Backend;
+        var x = Tensor.FromArray(xs, n);
+        var y = Tensor.Zeros(n);
+        var d = Tensor.Zeros(n);
+        be.Unary(Backends.UnaryOp.Gelu, x, y);
+        be.UnaryBackward(Backends.UnaryOp.Gelu, x, y, Tensor.Full(1f, n), d, false);
+        float[] ya = y.ToArray(), da = d.ToArray();
+        for (var i = 0; i < n; i++)
+        {
+            double v = xs[i], gy = Gelu(v), gd = Grad(v);
+            // Rounding 2u to float moves e^{−2u} by up to |2u|·2⁻²⁴ relative: the float function's own limit.
+            var rel = 1e-6 + 1.2e-7 * Math.Min(Math.Abs(2 * c * (v + k * v * v * v)), 200);
+            Assert.True(Math.Abs(ya[i] - gy) <= rel * Math.Abs(gy) + 1e-30, $"gelu({v}) = {ya[i]}, expected {gy}");
+            // The derivative crosses zero near −0.75, where its own cancellation sets an absolute floor.
+            Assert.True(Math.Abs(da[i] - gd) <= 2 * rel * Math.Abs(gd) + 1e-7, $"gelu'({v}) = {da[i]}, expected {gd}");
+        }
+        // The same values at every alignment and in short spans.
+        foreach (var shift in new[] { 1, 7, 8, 9, 15, 16, 17 })
+            foreach (var len in new[] { 3, 8, 13, 16, 31, 47, 200 })
+            {
+                var part = Tensor.FromArray(xs.Skip(shift).Take(len).ToArray(), len);
+                var py = Tensor.Zeros(len);
+                var pd = Tensor.Zeros(len);
+                be.Unary(Backends.UnaryOp.Gelu, part, py);
+                be.UnaryBackward(Backends.UnaryOp.Gelu, part, py, Tensor.Full(1f, len), pd, false);
+                Assert.Equal(ya.AsSpan(shift, len).ToArray(), py.ToArray());
+                Assert.Equal(da.AsSpan(shift, len).ToArray(), pd.ToArray());
+            }
+    }
+
     [Fact]
     public void Scale_AndScalarOps()
     {

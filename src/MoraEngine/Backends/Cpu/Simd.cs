@@ -171,6 +171,25 @@ internal static class Simd
         return y * pow2;
     }
 
+    /// <summary><see cref="Exp(Vector256{float})"/> for 16 lanes: the same operations, the same value in every lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Exp(Vector512<float> x)
+    {
+        x = Vector512.Min(Vector512.Max(x, Vector512.Create(-87.3f)), Vector512.Create(88.3f));
+        var n = Vector512.Round(x * Vector512.Create(1.44269504088896341f));
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
+        var y = Vector512.Create(1.9875691500e-4f);
+        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(1.3981999507e-3f));
+        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(8.3334519073e-3f));
+        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(4.1665795894e-2f));
+        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(1.6666665459e-1f));
+        y = Vector512.FusedMultiplyAdd(y, r, Vector512.Create(5.0000001201e-1f));
+        y = Vector512.FusedMultiplyAdd(y, r * r, r + Vector512<float>.One);
+        var pow2 = Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
+        return y * pow2;
+    }
+
     /// <summary>tanh for 8 lanes through eˣ: tanh x = 1 − 2/(e^{2x} + 1), odd-symmetric, exact limits ±1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Tanh(Vector256<float> x)
@@ -196,11 +215,17 @@ internal static class Simd
     private const float GeluC = 0.7978845608028654f; // √(2/π)
     private const float GeluK = 0.044715f;
 
-    /// <summary>GELU (tanh form) forward: d = 0.5·x·(1 + tanh(c·(x + k·x³))).</summary>
-    public static void Gelu(ReadOnlySpan<float> x, Span<float> d) => Map<GeluOp>(x, d);
+    /// <summary>
+    /// GELU (tanh form) forward: 0.5·x·(1 + tanh u), u = c·(x + k·x³), computed as x·σ(2u) = x / (1 + e^{−2u}), the
+    /// same function with one exponential and one division (and no cancellation in 1 + tanh u for negative x).
+    /// </summary>
+    public static void Gelu(ReadOnlySpan<float> x, Span<float> d) => MapWide<GeluOp>(x, d);
 
-    /// <summary>GELU derivative: d = 0.5(1 + th) + 0.5·x·(1 − th²)·c·(1 + 3k·x²), th = tanh(c(x + kx³)).</summary>
-    public static void GeluDerivative(ReadOnlySpan<float> x, Span<float> d) => Map<GeluGradOp>(x, d);
+    /// <summary>
+    /// GELU derivative: σ(2u) + 2x·σ(2u)(1 − σ(2u))·u′, u′ = c·(1 + 3k·x²); with e = e^{−2u} and s = 1/(1 + e),
+    /// 1 − s = e·s, so d = s·(1 + 2u′·x·e·s).
+    /// </summary>
+    public static void GeluDerivative(ReadOnlySpan<float> x, Span<float> d) => MapWide<GeluGradOp>(x, d);
 
     /// <summary>SiLU forward: x·σ(x).</summary>
     public static void Silu(ReadOnlySpan<float> x, Span<float> d) => Map<SiluOp>(x, d);
@@ -219,6 +244,12 @@ internal static class Simd
     private interface IMap
     {
         static abstract Vector256<float> V(Vector256<float> a);
+    }
+
+    /// <summary>A map with a 512-bit form that computes, lane by lane, exactly what its 256-bit form does.</summary>
+    private interface IMapWide : IMap
+    {
+        static abstract Vector512<float> V(Vector512<float> a);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -247,6 +278,22 @@ internal static class Simd
         nuint n = (nuint)x.Length, i = 0;
         for (; i + W <= n; i += W) TOp.V(Vector256.LoadUnsafe(ref rx, i), vs).StoreUnsafe(ref rd, i);
         for (; i < n; i++) Unsafe.Add(ref rd, i) = TOp.S(Unsafe.Add(ref rx, i), s);
+    }
+
+    /// <summary><see cref="Map{TOp}"/> 16 lanes at a time where 512-bit vectors run natively (same values).</summary>
+    private static void MapWide<TOp>(ReadOnlySpan<float> x, Span<float> d) where TOp : IMapWide
+    {
+        if (!Vector512.IsHardwareAccelerated || x.Length < 2 * W)
+        {
+            Map<TOp>(x, d);
+            return;
+        }
+        Check(x.Length, x.Length, d.Length);
+        ref var rx = ref MemoryMarshal.GetReference(x);
+        ref var rd = ref MemoryMarshal.GetReference(d);
+        nuint n = (nuint)x.Length, i = 0;
+        for (; i + 2 * W <= n; i += 2 * W) TOp.V(Vector512.LoadUnsafe(ref rx, i)).StoreUnsafe(ref rd, i);
+        if (i < n) Map<TOp>(x[(int)i..], d[(int)i..]);
     }
 
     private static void Map<TOp>(ReadOnlySpan<float> x, Span<float> d) where TOp : IMap
@@ -325,25 +372,41 @@ internal static class Simd
         public static Vector256<float> V(Vector256<float> a) => Sigmoid(a);
     }
 
-    private readonly struct GeluOp : IMap
+    // GELU's two lane widths: the same operations in the same order, so a value does not depend on the width (or
+    // the position in its span) that computed it.
+    private readonly struct GeluOp : IMapWide
     {
         public static Vector256<float> V(Vector256<float> x)
         {
-            var u = Vector256.Create(GeluC) * Vector256.FusedMultiplyAdd(Vector256.Create(GeluK) * x * x, x, x);
-            return Vector256.Create(0.5f) * x * (Vector256<float>.One + Tanh(u));
+            var e = Exp(Vector256.Create(-2f * GeluC) * Vector256.FusedMultiplyAdd(Vector256.Create(GeluK) * x * x, x, x));
+            return x / (Vector256<float>.One + e);
+        }
+
+        public static Vector512<float> V(Vector512<float> x)
+        {
+            var e = Exp(Vector512.Create(-2f * GeluC) * Vector512.FusedMultiplyAdd(Vector512.Create(GeluK) * x * x, x, x));
+            return x / (Vector512<float>.One + e);
         }
     }
 
-    private readonly struct GeluGradOp : IMap
+    private readonly struct GeluGradOp : IMapWide
     {
         public static Vector256<float> V(Vector256<float> x)
         {
             var x2 = x * x;
-            var u = Vector256.Create(GeluC) * Vector256.FusedMultiplyAdd(Vector256.Create(GeluK) * x2, x, x);
-            var th = Tanh(u);
-            var du = Vector256.Create(GeluC) * Vector256.FusedMultiplyAdd(Vector256.Create(3 * GeluK), x2, Vector256<float>.One);
-            var half = Vector256.Create(0.5f);
-            return Vector256.FusedMultiplyAdd(half * x * (Vector256<float>.One - th * th), du, half * (Vector256<float>.One + th));
+            var e = Exp(Vector256.Create(-2f * GeluC) * Vector256.FusedMultiplyAdd(Vector256.Create(GeluK) * x2, x, x));
+            var s = Vector256<float>.One / (Vector256<float>.One + e);
+            var du2 = Vector256.FusedMultiplyAdd(Vector256.Create(6f * GeluC * GeluK), x2, Vector256.Create(2f * GeluC));
+            return s * Vector256.FusedMultiplyAdd(du2 * x, e * s, Vector256<float>.One);
+        }
+
+        public static Vector512<float> V(Vector512<float> x)
+        {
+            var x2 = x * x;
+            var e = Exp(Vector512.Create(-2f * GeluC) * Vector512.FusedMultiplyAdd(Vector512.Create(GeluK) * x2, x, x));
+            var s = Vector512<float>.One / (Vector512<float>.One + e);
+            var du2 = Vector512.FusedMultiplyAdd(Vector512.Create(6f * GeluC * GeluK), x2, Vector512.Create(2f * GeluC));
+            return s * Vector512.FusedMultiplyAdd(du2 * x, e * s, Vector512<float>.One);
         }
     }
 
