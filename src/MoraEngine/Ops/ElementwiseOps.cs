@@ -31,6 +31,13 @@ public static partial class Ops
             {
                 switch (op)
                 {
+                    case BinaryOp.Add when plan.IsSameShape && b.RequiresGrad && b.Creator != null && b.Grad == null:
+                        // Both inputs receive gc itself. Nothing reads gc once this node has run, so b (an op's
+                        // output with no gradient yet, as a residual branch is) takes its buffer instead of a copy.
+                        // a gets a copy: two gradients in one buffer would each see the other's later additions.
+                        Graph.PassGradient(b, gc, alias: true);
+                        if (a.RequiresGrad) PushBroadcast(gc, null, a, plan, 0, 1f);
+                        break;
                     case BinaryOp.Add:
                     case BinaryOp.Sub:
                         if (a.RequiresGrad) PushBroadcast(gc, null, a, plan, 0, 1f);
