@@ -148,6 +148,19 @@ public class ElementwiseOpsTests
             // The derivative crosses zero near −0.75, where its own cancellation sets an absolute floor.
             Assert.True(Math.Abs(da[i] - gd) <= 2 * rel * Math.Abs(gd) + 1e-7, $"gelu'({v}) = {da[i]}, expected {gd}");
         }
+        // With an incoming gradient, writing or accumulating: g·gelu′(x) and fma(g, gelu′(x), previous), value for value.
+        var gRand = GradCheck.Rand(R, n);
+        var prev = GradCheck.Rand(R, n);
+        var gw = Tensor.Zeros(n);
+        var acc = Tensor.FromArray((float[])prev.Clone(), n);
+        be.UnaryBackward(Backends.UnaryOp.Gelu, x, y, Tensor.FromArray(gRand, n), gw, false);
+        be.UnaryBackward(Backends.UnaryOp.Gelu, x, y, Tensor.FromArray(gRand, n), acc, true);
+        float[] gwa = gw.ToArray(), acca = acc.ToArray();
+        for (var i = 0; i < n; i++)
+        {
+            Assert.Equal(gRand[i] * da[i], gwa[i]);
+            Assert.Equal(MathF.FusedMultiplyAdd(gRand[i], da[i], prev[i]), acca[i]);
+        }
         // The same values at every alignment and in short spans.
         foreach (var shift in new[] { 1, 7, 8, 9, 15, 16, 17 })
             foreach (var len in new[] { 3, 8, 13, 16, 31, 47, 200 })

@@ -178,6 +178,13 @@ public sealed partial class CpuBackend
     {
         float[] X = x.CpuArray, Y = y.CpuArray, GY = gy.CpuArray, GX = gx.CpuArray;
         int xo = x.Offset, yo = y.Offset, gyo = gy.Offset, gxo = gx.Offset;
+        if (op == UnaryOp.Gelu)
+        {
+            // One pass: x and gy in, gx out (the derivative never goes through a buffer).
+            CpuParallel.For(x.Length, ParallelGrain, (s, e) =>
+                Simd.GeluBackward(X.AsSpan(xo + s, e - s), GY.AsSpan(gyo + s, e - s), GX.AsSpan(gxo + s, e - s), accumulate));
+            return;
+        }
         CpuParallel.For(x.Length, ParallelGrain, (s, e) =>
         {
             Span<float> d = stackalloc float[Chunk];

@@ -227,6 +227,41 @@ internal static class Simd
     /// </summary>
     public static void GeluDerivative(ReadOnlySpan<float> x, Span<float> d) => MapWide<GeluGradOp>(x, d);
 
+    /// <summary>
+    /// GELU's backward in one pass: d = g·gelu′(x), or d = fma(g, gelu′(x), d) with <paramref name="accumulate"/>;
+    /// the derivative is <see cref="GeluDerivative"/>'s, value for value.
+    /// </summary>
+    public static void GeluBackward(ReadOnlySpan<float> x, ReadOnlySpan<float> g, Span<float> d, bool accumulate)
+    {
+        Check(x.Length, g.Length, d.Length);
+        ref var rx = ref MemoryMarshal.GetReference(x);
+        ref var rg = ref MemoryMarshal.GetReference(g);
+        ref var rd = ref MemoryMarshal.GetReference(d);
+        nuint n = (nuint)x.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 2 * W <= n; i += 2 * W)
+            {
+                Vector512<float> dv = GeluGradOp.V(Vector512.LoadUnsafe(ref rx, i)), gv = Vector512.LoadUnsafe(ref rg, i);
+                (accumulate ? Vector512.FusedMultiplyAdd(gv, dv, Vector512.LoadUnsafe(ref rd, i)) : gv * dv).StoreUnsafe(ref rd, i);
+            }
+        for (; i + W <= n; i += W)
+        {
+            Vector256<float> dv = GeluGradOp.V(Vector256.LoadUnsafe(ref rx, i)), gv = Vector256.LoadUnsafe(ref rg, i);
+            (accumulate ? Vector256.FusedMultiplyAdd(gv, dv, Vector256.LoadUnsafe(ref rd, i)) : gv * dv).StoreUnsafe(ref rd, i);
+        }
+        if (i < n)
+        {
+            int rem = (int)(n - i);
+            Span<float> t = stackalloc float[W];
+            Map<GeluGradOp>(x[(int)i..], t[..rem]);
+            for (int j = 0; j < rem; j++)
+            {
+                int q = (int)i + j;
+                d[q] = accumulate ? MathF.FusedMultiplyAdd(g[q], t[j], d[q]) : g[q] * t[j];
+            }
+        }
+    }
+
     /// <summary>SiLU forward: x·σ(x).</summary>
     public static void Silu(ReadOnlySpan<float> x, Span<float> d) => Map<SiluOp>(x, d);
 
