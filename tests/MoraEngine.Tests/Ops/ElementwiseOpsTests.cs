@@ -10,6 +10,7 @@ public class ElementwiseOpsTests
     public static TheoryData<int[], int[]> BroadcastShapes => new()
     {
         { [5], [5] },
+        { [3, 37], [3, 37] },
         { [3, 7], [7] },
         { [3, 7], [3, 1] },
         { [2, 3, 5], [1, 3, 1] },

@@ -101,6 +101,15 @@ public sealed partial class CpuBackend
         var O = other?.CpuArray;
         var D = dst.CpuArray;
         int sOff = src.Offset, oOff = other?.Offset ?? 0, dOff = dst.Offset;
+        if (plan.IsSameShape)
+        {
+            // Nothing to reduce (a same-shape Mul's gradients): d = scale·(src·other) (+ d), split over the cores. The
+            // same values as the row loop below, which clears d and adds.
+            CpuParallel.For(plan.Length, ParallelGrain, (s, e) =>
+                Simd.ScaledProductAdd(S.AsSpan(sOff + s, e - s), O == null ? default : O.AsSpan(oOff + s, e - s), scale,
+                    D.AsSpan(dOff + s, e - s), accumulate));
+            return;
+        }
         var rank = plan.Dims.Length;
         var inner = plan.Dims[rank - 1];
         var sd = which == 0 ? plan.StridesA[rank - 1] : plan.StridesB[rank - 1];

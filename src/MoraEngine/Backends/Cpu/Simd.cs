@@ -85,6 +85,33 @@ internal static class Simd
         for (; i < n; i++) Unsafe.Add(ref rd, i) = MathF.FusedMultiplyAdd(Unsafe.Add(ref rx, i), Unsafe.Add(ref ry, i), s);
     }
 
+    /// <summary>
+    /// d = fma(g·o, s, d) with <paramref name="accumulate"/>, else fma(g·o, s, +0) (that is, (g·o)·s); without o
+    /// (empty), g takes g·o's place.
+    /// </summary>
+    public static void ScaledProductAdd(ReadOnlySpan<float> g, ReadOnlySpan<float> o, float s, Span<float> d, bool accumulate)
+    {
+        bool hasO = !o.IsEmpty;
+        Check(g.Length, hasO ? o.Length : g.Length, d.Length);
+        ref var rg = ref MemoryMarshal.GetReference(g);
+        ref var ro = ref MemoryMarshal.GetReference(o);
+        ref var rd = ref MemoryMarshal.GetReference(d);
+        var vs = Vector256.Create(s);
+        nuint n = (nuint)g.Length, i = 0;
+        for (; i + W <= n; i += W)
+        {
+            var t = Vector256.LoadUnsafe(ref rg, i);
+            if (hasO) t *= Vector256.LoadUnsafe(ref ro, i);
+            Vector256.FusedMultiplyAdd(t, vs, accumulate ? Vector256.LoadUnsafe(ref rd, i) : Vector256<float>.Zero).StoreUnsafe(ref rd, i);
+        }
+        for (; i < n; i++)
+        {
+            float t = Unsafe.Add(ref rg, i);
+            if (hasO) t *= Unsafe.Add(ref ro, i);
+            Unsafe.Add(ref rd, i) = MathF.FusedMultiplyAdd(t, s, accumulate ? Unsafe.Add(ref rd, i) : 0f);
+        }
+    }
+
     // ---------------------------------------------------------------- reductions (fixed order)
 
     public static float Sum(ReadOnlySpan<float> x)
