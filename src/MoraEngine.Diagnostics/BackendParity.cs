@@ -156,6 +156,7 @@ internal static class BackendParity
         list.Add(("broadcast-backward", false, BroadcastBackward));
         list.Add(("unary", false, Unary));
         list.Add(("unary-backward", false, UnaryBackward));
+        list.Add(("swiglu", false, SwiGlu));
         list.Add(("scale-addscalar", false, ScaleAdd));
         list.Add(("reduce-expand-sum", false, ReduceExpand));
         list.Add(("sum-squares", false, SumSquares));
@@ -331,6 +332,33 @@ internal static class BackendParity
                 c.Both((be, t) => be.UnaryBackward(op, t(x), t(y), t(gy), t(gx), acc));
                 c.Check($"{op} acc {acc}", gx, 1e-4);
             }
+    }
+
+    private static void SwiGlu(Ctx c)
+    {
+        var gate = c.Rand(1031);
+        var up = c.Rand(1031);
+        var y = c.Rand(1031);
+        c.Both((be, t) => be.SwiGlu(t(gate), t(up), t(y)));
+        c.Check("swiglu", y, 1e-4);
+        foreach (var (accGate, accUp) in new[] { (false, false), (true, true), (false, true) })
+        {
+            var gy = c.Rand(1031);
+            var gGate = c.Rand(1031);
+            var gUp = c.Rand(1031);
+            c.Both((be, t) => be.SwiGluBackward(t(gate), t(up), t(gy), t(gGate), accGate, t(gUp), accUp));
+            c.Check($"swiglu backward gate acc {accGate}", gGate, 1e-4);
+            c.Check($"swiglu backward up acc {accUp}", gUp, 1e-4);
+        }
+        // One gradient only.
+        var gy1 = c.Rand(517);
+        var gate1 = c.Rand(517);
+        var up1 = c.Rand(517);
+        var gOnly = c.Rand(517);
+        c.Both((be, t) => be.SwiGluBackward(t(gate1), t(up1), t(gy1), t(gOnly), false, null, false));
+        c.Check("swiglu backward gate only", gOnly, 1e-4);
+        c.Both((be, t) => be.SwiGluBackward(t(gate1), t(up1), t(gy1), null, false, t(gOnly), true));
+        c.Check("swiglu backward up only", gOnly, 1e-4);
     }
 
     private static void ScaleAdd(Ctx c)

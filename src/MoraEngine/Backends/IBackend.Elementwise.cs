@@ -43,6 +43,30 @@ public partial interface IBackend
     /// <summary>gx (+)= f'(x)·gy; <paramref name="y"/> is f(x), used where cheaper.</summary>
     void UnaryBackward(UnaryOp op, Tensor x, Tensor y, Tensor gy, Tensor gx, bool accumulate);
 
+    /// <summary>SwiGLU's product, y = silu(gate)·up, elementwise over three tensors of one shape.</summary>
+    void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        var s = Tensor.EmptyIn(gate.Device, gate.ShapeArray, MemoryScope.Current);
+        Unary(UnaryOp.Silu, gate, s);
+        Binary(BinaryOp.Mul, s, up, y, Broadcast.Plan("SwiGlu", s.Shape, up.Shape));
+    }
+
+    /// <summary>
+    /// <see cref="SwiGlu"/>'s backward: gGate (+)= gy·up·silu′(gate) and gUp (+)= gy·silu(gate), each when given
+    /// (with accumulate, added to what the buffer holds).
+    /// </summary>
+    void SwiGluBackward(Tensor gate, Tensor up, Tensor gy, Tensor? gGate, bool accumulateGate, Tensor? gUp, bool accumulateUp)
+    {
+        var plan = Broadcast.Plan("SwiGlu", gate.Shape, up.Shape);
+        var s = Tensor.EmptyIn(gate.Device, gate.ShapeArray, MemoryScope.Current);
+        Unary(UnaryOp.Silu, gate, s);
+        if (gUp != null) BroadcastBackward(gy, s, gUp, plan, 1, 1f, accumulateUp);
+        if (gGate == null) return;
+        var t = Tensor.EmptyIn(gate.Device, gate.ShapeArray, MemoryScope.Current);
+        Binary(BinaryOp.Mul, gy, up, t, plan);
+        UnaryBackward(UnaryOp.Silu, gate, s, t, gGate, accumulateGate);
+    }
+
     /// <summary>y = alpha·x (+ y when accumulate).</summary>
     void Scale(Tensor x, float alpha, Tensor y, bool accumulate);
 

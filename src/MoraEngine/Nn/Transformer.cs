@@ -133,7 +133,7 @@ public sealed class Mlp : Module
     public Tensor Forward(Tensor x) =>
         Gate == null
             ? Down.Forward(Ops.Gelu(Up.Forward(x)))
-            : Down.Forward(Ops.Mul(Ops.Silu(Gate.Forward(x)), Up.Forward(x)));
+            : Down.Forward(Ops.SwiGlu(Gate.Forward(x), Up.Forward(x)));
 }
 
 /// <summary>Pre-norm residual block: x + attn(norm(x)), then x + mlp(norm(x)).</summary>

@@ -240,6 +240,27 @@ public sealed partial class CpuBackend
         }
     }
 
+    /// <summary>One pass over gate and up (<see cref="Simd.SwiGlu"/>).</summary>
+    public void SwiGlu(Tensor gate, Tensor up, Tensor y)
+    {
+        float[] G = gate.CpuArray, U = up.CpuArray, Y = y.CpuArray;
+        int go = gate.Offset, uo = up.Offset, yo = y.Offset;
+        CpuParallel.For(gate.Length, ParallelGrain, (s, e) =>
+            Simd.SwiGlu(G.AsSpan(go + s, e - s), U.AsSpan(uo + s, e - s), Y.AsSpan(yo + s, e - s)));
+    }
+
+    /// <summary>Both gradients in one pass over gate, up and gy (<see cref="Simd.SwiGluBackward"/>).</summary>
+    public void SwiGluBackward(Tensor gate, Tensor up, Tensor gy, Tensor? gGate, bool accumulateGate, Tensor? gUp, bool accumulateUp)
+    {
+        float[] G = gate.CpuArray, U = up.CpuArray, GY = gy.CpuArray;
+        float[]? GG = gGate?.CpuArray, GU = gUp?.CpuArray;
+        int go = gate.Offset, uo = up.Offset, gyo = gy.Offset, ggo = gGate?.Offset ?? 0, guo = gUp?.Offset ?? 0;
+        CpuParallel.For(gate.Length, ParallelGrain, (s, e) =>
+            Simd.SwiGluBackward(G.AsSpan(go + s, e - s), U.AsSpan(uo + s, e - s), GY.AsSpan(gyo + s, e - s),
+                GG == null ? default : GG.AsSpan(ggo + s, e - s), accumulateGate,
+                GU == null ? default : GU.AsSpan(guo + s, e - s), accumulateUp));
+    }
+
     public void Scale(Tensor x, float alpha, Tensor y, bool accumulate)
     {
         float[] X = x.CpuArray, Y = y.CpuArray;

@@ -235,6 +235,10 @@ internal static class Simd
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Sigmoid(Vector256<float> x) => Vector256<float>.One / (Vector256<float>.One + Exp(-x));
 
+    /// <summary>σ for 16 lanes: the same operations as the 8-lane form.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Sigmoid(Vector512<float> x) => Vector512<float>.One / (Vector512<float>.One + Exp(-x));
+
     public static void Exp(ReadOnlySpan<float> x, Span<float> d) => Map<ExpOp>(x, d);
     public static void Tanh(ReadOnlySpan<float> x, Span<float> d) => Map<TanhOp>(x, d);
     public static void Sigmoid(ReadOnlySpan<float> x, Span<float> d) => Map<SigmoidOp>(x, d);
@@ -290,10 +294,101 @@ internal static class Simd
     }
 
     /// <summary>SiLU forward: x·σ(x).</summary>
-    public static void Silu(ReadOnlySpan<float> x, Span<float> d) => Map<SiluOp>(x, d);
+    public static void Silu(ReadOnlySpan<float> x, Span<float> d) => MapWide<SiluOp>(x, d);
 
     /// <summary>SiLU derivative: σ(x)·(1 + x·(1 − σ(x))).</summary>
-    public static void SiluDerivative(ReadOnlySpan<float> x, Span<float> d) => Map<SiluGradOp>(x, d);
+    public static void SiluDerivative(ReadOnlySpan<float> x, Span<float> d) => MapWide<SiluGradOp>(x, d);
+
+    /// <summary>SwiGLU's product in one pass: y = silu(gate)·up (<see cref="Silu"/>'s values times up).</summary>
+    public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> y)
+    {
+        Check(gate.Length, up.Length, y.Length);
+        ref var rg = ref MemoryMarshal.GetReference(gate);
+        ref var ru = ref MemoryMarshal.GetReference(up);
+        ref var ry = ref MemoryMarshal.GetReference(y);
+        nuint n = (nuint)gate.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 2 * W <= n; i += 2 * W)
+                (SiluOp.V(Vector512.LoadUnsafe(ref rg, i)) * Vector512.LoadUnsafe(ref ru, i)).StoreUnsafe(ref ry, i);
+        for (; i + W <= n; i += W)
+            (SiluOp.V(Vector256.LoadUnsafe(ref rg, i)) * Vector256.LoadUnsafe(ref ru, i)).StoreUnsafe(ref ry, i);
+        if (i < n)
+        {
+            int rem = (int)(n - i);
+            Span<float> t = stackalloc float[W];
+            Map<SiluOp>(gate[(int)i..], t[..rem]);
+            for (int j = 0; j < rem; j++) y[(int)i + j] = t[j] * up[(int)i + j];
+        }
+    }
+
+    /// <summary>
+    /// SwiGLU's backward in one pass over gate, up and gy: gGate (+)= (gy·up)·silu′(gate) and gUp (+)= gy·silu(gate)
+    /// (accumulating by fused multiply-add); either output may be empty to skip it.
+    /// </summary>
+    public static void SwiGluBackward(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, ReadOnlySpan<float> gy,
+        Span<float> gGate, bool accGate, Span<float> gUp, bool accUp)
+    {
+        Check(gate.Length, up.Length, gy.Length);
+        bool wantGate = !gGate.IsEmpty, wantUp = !gUp.IsEmpty;
+        if (wantGate) Check(gate.Length, gate.Length, gGate.Length);
+        if (wantUp) Check(gate.Length, gate.Length, gUp.Length);
+        ref var rg = ref MemoryMarshal.GetReference(gate);
+        ref var ru = ref MemoryMarshal.GetReference(up);
+        ref var ry = ref MemoryMarshal.GetReference(gy);
+        ref var rgg = ref MemoryMarshal.GetReference(gGate);
+        ref var rgu = ref MemoryMarshal.GetReference(gUp);
+        nuint n = (nuint)gate.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 2 * W <= n; i += 2 * W)
+            {
+                Vector512<float> g = Vector512.LoadUnsafe(ref rg, i), dy = Vector512.LoadUnsafe(ref ry, i);
+                var sg = Sigmoid(g);
+                if (wantUp)
+                {
+                    var v = g * sg;
+                    (accUp ? Vector512.FusedMultiplyAdd(dy, v, Vector512.LoadUnsafe(ref rgu, i)) : dy * v).StoreUnsafe(ref rgu, i);
+                }
+                if (wantGate)
+                {
+                    var d = sg * Vector512.FusedMultiplyAdd(g, Vector512<float>.One - sg, Vector512<float>.One);
+                    var t = dy * Vector512.LoadUnsafe(ref ru, i);
+                    (accGate ? Vector512.FusedMultiplyAdd(t, d, Vector512.LoadUnsafe(ref rgg, i)) : t * d).StoreUnsafe(ref rgg, i);
+                }
+            }
+        for (; i + W <= n; i += W)
+        {
+            Vector256<float> g = Vector256.LoadUnsafe(ref rg, i), dy = Vector256.LoadUnsafe(ref ry, i);
+            var sg = Sigmoid(g);
+            if (wantUp)
+            {
+                var v = g * sg;
+                (accUp ? Vector256.FusedMultiplyAdd(dy, v, Vector256.LoadUnsafe(ref rgu, i)) : dy * v).StoreUnsafe(ref rgu, i);
+            }
+            if (wantGate)
+            {
+                var d = sg * Vector256.FusedMultiplyAdd(g, Vector256<float>.One - sg, Vector256<float>.One);
+                var t = dy * Vector256.LoadUnsafe(ref ru, i);
+                (accGate ? Vector256.FusedMultiplyAdd(t, d, Vector256.LoadUnsafe(ref rgg, i)) : t * d).StoreUnsafe(ref rgg, i);
+            }
+        }
+        if (i < n)
+        {
+            int rem = (int)(n - i), o = (int)i;
+            Span<float> v = stackalloc float[W], d = stackalloc float[W];
+            Map<SiluOp>(gate[o..], v[..rem]);
+            Map<SiluGradOp>(gate[o..], d[..rem]);
+            for (int j = 0; j < rem; j++)
+            {
+                float dy = gy[o + j];
+                if (wantUp) gUp[o + j] = accUp ? MathF.FusedMultiplyAdd(dy, v[j], gUp[o + j]) : dy * v[j];
+                if (wantGate)
+                {
+                    float t = dy * up[o + j];
+                    gGate[o + j] = accGate ? MathF.FusedMultiplyAdd(t, d[j], gGate[o + j]) : t * d[j];
+                }
+            }
+        }
+    }
 
     // ---------------------------------------------------------------- loop shapes
 
@@ -472,17 +567,24 @@ internal static class Simd
         }
     }
 
-    private readonly struct SiluOp : IMap
+    private readonly struct SiluOp : IMapWide
     {
         public static Vector256<float> V(Vector256<float> x) => x * Sigmoid(x);
+        public static Vector512<float> V(Vector512<float> x) => x * Sigmoid(x);
     }
 
-    private readonly struct SiluGradOp : IMap
+    private readonly struct SiluGradOp : IMapWide
     {
         public static Vector256<float> V(Vector256<float> x)
         {
             var s = Sigmoid(x);
             return s * Vector256.FusedMultiplyAdd(x, Vector256<float>.One - s, Vector256<float>.One);
+        }
+
+        public static Vector512<float> V(Vector512<float> x)
+        {
+            var s = Sigmoid(x);
+            return s * Vector512.FusedMultiplyAdd(x, Vector512<float>.One - s, Vector512<float>.One);
         }
     }
 }
