@@ -35,6 +35,31 @@ public class ReduceOpsTests
         Assert.Equal(keepDim ? 3 : 2, s.Rank);
     }
 
+    /// <summary>
+    /// A sum over many rows into one (a bias gradient over the tokens), which splits the rows over the cores,
+    /// against the double reference, and the mean's scale.
+    /// </summary>
+    [Theory]
+    [InlineData(1031, 67)]
+    [InlineData(4096, 24)]
+    public void SumOverManyRows_SplitOverCores_MatchesReference(int n, int inner)
+    {
+        var x = GradCheck.Rand(R, n * inner);
+        var sum = Ops.Sum(Tensor.FromArray(x, n, inner), 0).ToArray();
+        var mean = Ops.Mean(Tensor.FromArray(x, n, inner), 0).ToArray();
+        for (var i = 0; i < inner; i++)
+        {
+            double r = 0, bound = 0;
+            for (var j = 0; j < n; j++)
+            {
+                r += x[j * inner + i];
+                bound += Math.Abs(x[j * inner + i]);
+            }
+            Assert.True(Math.Abs(sum[i] - r) <= 1e-6 * bound, $"column {i}: {sum[i]} vs {r}");
+            Assert.True(Math.Abs(mean[i] - r / n) <= 1e-6 * bound / n, $"mean column {i}: {mean[i]} vs {r / n}");
+        }
+    }
+
     [Fact]
     public void BadAxis_IsClearError()
     {

@@ -280,11 +280,44 @@ public sealed partial class CpuBackend
         Simd.Add(s, value, s);
     }
 
+    /// <summary>Rows of x one part of <see cref="ReduceSum"/>'s split over n sums (a bias gradient's tokens).</summary>
+    private const int ReduceRowsPerPart = 256;
+
     public void ReduceSum(Tensor x, Tensor y, int outer, int n, int inner, float scale)
     {
         var X = x.CpuArray;
         var Y = y.CpuArray;
         int xo = x.Offset, yo = y.Offset;
+        if (outer == 1 && inner > 1 && n >= 2 * ReduceRowsPerPart && (long)n * inner >= ParallelGrain)
+        {
+            // One output row over many rows of x (a bias gradient, Σ over tokens): parts of the rows sum into partials
+            // on the cores, then the partials are added in part order. The parts depend on n only, so the result does
+            // not depend on the core count.
+            int parts = Math.Min(n / ReduceRowsPerPart, 64);
+            var partials = ArrayPool<float>.Shared.Rent(parts * inner);
+            try
+            {
+                CpuParallel.For(parts, 1, (p0, p1) =>
+                {
+                    for (var q = p0; q < p1; q++)
+                    {
+                        int j0 = (int)((long)n * q / parts), j1 = (int)((long)n * (q + 1) / parts);
+                        var dst = partials.AsSpan(q * inner, inner);
+                        X.AsSpan(xo + j0 * inner, inner).CopyTo(dst);
+                        for (var j = j0 + 1; j < j1; j++) Simd.Add(dst, X.AsSpan(xo + j * inner, inner), dst);
+                    }
+                });
+                var sum = Y.AsSpan(yo, inner);
+                partials.AsSpan(0, inner).CopyTo(sum);
+                for (var q = 1; q < parts; q++) Simd.Add(sum, partials.AsSpan(q * inner, inner), sum);
+                if (scale != 1f) Simd.Multiply(sum, scale, sum);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(partials);
+            }
+            return;
+        }
         CpuParallel.For(outer, Math.Max(1, ParallelGrain / Math.Max(1, n * inner)), (o0, o1) =>
         {
             for (var o = o0; o < o1; o++)
