@@ -21,7 +21,7 @@ internal static unsafe partial class Sgemm
     /// of <see cref="LoraBlockRows"/> rows, gh_blk = scale·gy_blk·Bᵀᵀ, then gBᵀ += h_blkᵀ·gy_blk and gA += gh_blkᵀ·x_blk
     /// while gy_blk and gh_blk are still in L2. Run as three whole products, gy is streamed from memory twice and every
     /// core reads a strip of every row; here each core reads whole rows, once. Parts (<see cref="LoraParts"/>) go over
-    /// the cores and sum their own partials, which are added in part order at the end.
+    /// the cores in contiguous runs and sum their own partials, which are added in part order at the end.
     /// <para>bT is Bᵀ [r, out]; gb [out, r] = hScale·gyᵀ·h + betaB·gb; ga [r, in] = ghᵀ·x + betaA·ga, or null to skip
     /// it (then x is not read); scratch holds <see cref="LoraScratch"/> floats.</para>
     /// </summary>
@@ -37,7 +37,11 @@ internal static unsafe partial class Sgemm
             PartB = scratch, PartA = scratch + (long)parts * r * outF,
         };
         if (parts == 1) LoraPart(&ctx, 0);
-        else CpuThreadPool.For(parts, &LoraPart, &ctx);
+        else
+        {
+            ctx.Runs = Math.Min(parts, CpuThreadPool.Parallelism);
+            CpuThreadPool.For(ctx.Runs, &LoraRun, &ctx);
+        }
 
         // Partials in part order: part 0 += part 1, += part 2, …
         int nb = r * outF, na = r * inF;
@@ -57,10 +61,22 @@ internal static unsafe partial class Sgemm
         else TensorPrimitives.MultiplyAdd(gaSpan, betaA, sumA, gaSpan);
     }
 
+    /// <summary>
+    /// Core <paramref name="run"/>'s contiguous run of parts, in order. The input gradient's product that follows
+    /// splits the rows in contiguous halves too, so each core finds the rows of gy it packs where it just read them
+    /// (taking parts round-robin left half of them in the other core's L2). The parts, and the bits, are the same.
+    /// </summary>
+    private static void LoraRun(void* context, int run)
+    {
+        var c = (LoraContext*)context;
+        int q0 = (int)((long)c->Parts * run / c->Runs), q1 = (int)((long)c->Parts * (run + 1) / c->Runs);
+        for (int q = q0; q < q1; q++) LoraPart(context, q);
+    }
+
     private struct LoraContext
     {
         public Isa Isa;
-        public int Rows, Out, In, R, Parts;
+        public int Rows, Out, In, R, Parts, Runs;
         public float Scale;
         public float* Gy, H, BT, X, Gh, PartB, PartA;
         public bool NeedA;
