@@ -307,10 +307,8 @@ public sealed partial class CpuBackend
                         for (var j = j0 + 1; j < j1; j++) Simd.Add(dst, X.AsSpan(xo + j * inner, inner), dst);
                     }
                 });
-                var sum = Y.AsSpan(yo, inner);
-                partials.AsSpan(0, inner).CopyTo(sum);
-                for (var q = 1; q < parts; q++) Simd.Add(sum, partials.AsSpan(q * inner, inner), sum);
-                if (scale != 1f) Simd.Multiply(sum, scale, sum);
+                ReducePartials(partials, parts, inner, y, accumulate: false);
+                if (scale != 1f) Simd.Multiply(Y.AsSpan(yo, inner), scale, Y.AsSpan(yo, inner));
             }
             finally
             {
